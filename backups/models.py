@@ -1,0 +1,82 @@
+"""Backups: what was taken, where it is, and whether it can be trusted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import models
+
+from farm.models import TenantScopedQuerySet
+
+
+class BackupKind(models.TextChoices):
+    DB = "db", "Site database"
+    FILES = "files", "Site files"
+    CONFIG = "config", "Site config"
+    CLUSTER = "cluster", "Cluster database (physical)"
+
+
+class BackupStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    FORGOTTEN = "forgotten", "Forgotten (retention)"
+
+
+class BackupQuerySet(TenantScopedQuerySet):
+    # Cluster backups have no site: only operators see them.
+    tenant_path = "site__tenant"
+
+
+class Backup(models.Model):
+    Kind = BackupKind
+    Status = BackupStatus
+
+    site = models.ForeignKey(
+        "sites.Site", null=True, blank=True, on_delete=models.PROTECT, related_name="backups"
+    )
+    kind = models.CharField(max_length=10, choices=BackupKind.choices)
+    status = models.CharField(
+        max_length=12, choices=BackupStatus.choices, default=BackupStatus.PENDING, db_index=True
+    )
+    reason = models.CharField(
+        max_length=20, default="scheduled", help_text="scheduled, manual, safety, config-change"
+    )
+    operation = models.ForeignKey(
+        "farm.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    snapshot_id = models.CharField(max_length=64, blank=True, db_index=True)
+    repository = models.CharField(max_length=255, blank=True)
+    bytes = models.BigIntegerField(null=True, blank=True)
+    bytes_added = models.BigIntegerField(null=True, blank=True)
+    files = models.BigIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    restic_version = models.CharField(max_length=40, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    manifest = models.JSONField(
+        default=dict, blank=True, help_text="Row counts, checksums and file hashes at backup time."
+    )
+    error = models.TextField(blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BackupQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["site", "kind", "status"], name="backup_site_kind_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.site or 'cluster'} ({self.status})"
+
+    @property
+    def duration(self) -> timedelta | None:
+        return None if self.duration_ms is None else timedelta(milliseconds=self.duration_ms)
+
+    @property
+    def is_usable(self) -> bool:
+        """Only a succeeded backup with a snapshot in the repository can be restored."""
+        return self.status == BackupStatus.SUCCEEDED and bool(self.snapshot_id)

@@ -1,0 +1,101 @@
+"""Run the panel for development: migrate, make sure an operator exists, bring the
+local farm up, then run the web server and the task queue together.
+Ctrl-C (or SIGTERM) stops both; if either dies, the other is stopped too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run the panel (web server + qcluster) on the local defaults."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--addr", default=os.environ.get("FARM_PANEL_ADDR", "127.0.0.1"))
+        parser.add_argument(
+            "--port", type=int, default=int(os.environ.get("FARM_PANEL_PORT", "8000"))
+        )
+        parser.add_argument(
+            "--operator-email",
+            default=os.environ.get("FARM_OPERATOR_EMAIL", "admin@farm.localhost"),
+        )
+        parser.add_argument(
+            "--no-farm", action="store_true", help="Do not bring the local farm up."
+        )
+
+    def handle(
+        self, *args: Any, addr: str, port: int, operator_email: str, no_farm: bool, **options: Any
+    ) -> None:
+        started = time.monotonic()
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database migrated.")
+        call_command("ensure_schedules", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+        call_command("create_operator", operator_email, if_none_exists=True)
+        if not no_farm:
+            self.bring_farm_up()
+        host = "localhost" if addr in ("127.0.0.1", "0.0.0.0") else addr  # noqa: S104
+        panel_url = f"http://{host}:{port}/"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Ready in {time.monotonic() - started:.1f} s. Panel: {panel_url} (Ctrl-C stops)"
+            )
+        )
+        self.supervise(
+            [
+                [sys.executable, "manage.py", "runserver", f"{addr}:{port}", "--noreload"],
+                [sys.executable, "manage.py", "qcluster"],
+            ]
+        )
+
+    def bring_farm_up(self) -> None:
+        """Hook for the local farm (nodes app); absent until it exists."""
+        hook = getattr(settings, "FARM_RUN_HOOK", "")
+        if hook:
+            from django.utils.module_loading import import_string
+
+            import_string(hook)(self.stdout)
+
+    def supervise(self, commands: list[list[str]]) -> None:
+        children = [
+            (cmd[2], subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True))
+            for cmd in commands
+        ]
+        stopping = False
+
+        def stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        try:
+            while not stopping:
+                for name, child in children:
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited ({child.returncode}); stopping the rest.")
+                        exit_code = child.returncode or 1
+                        stopping = True
+                time.sleep(0.3)
+        finally:
+            for _, child in children:
+                if child.poll() is None:
+                    os.killpg(child.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for _, child in children:
+                try:
+                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.pid, signal.SIGKILL)
+            self.stdout.write("Stopped the web server and the task queue.")
+        if exit_code:
+            sys.exit(exit_code)

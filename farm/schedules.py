@@ -1,0 +1,36 @@
+"""The periodic tasks of the farm, declared once and applied idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django_q.models import Schedule
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    func: str
+    minutes: int
+
+
+# Apps add theirs here as they gain periodic work.
+PERIODIC_TASKS: list[Periodic] = [
+    Periodic("farm: re-enqueue stale operations", "farm.tasks.requeue_stale_operations", 1),
+]
+
+
+def ensure_schedules() -> list[tuple[str, bool]]:
+    results = []
+    for task in PERIODIC_TASKS:
+        _, created = Schedule.objects.update_or_create(
+            name=task.name,
+            defaults={
+                "func": task.func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": task.minutes,
+                "repeats": -1,
+            },
+        )
+        results.append((task.name, created))
+    return results

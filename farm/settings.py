@@ -1,0 +1,270 @@
+"""Django settings, read from the environment (see README "Configuration").
+
+FARM_ENV chooses the posture: ``development`` (the default; DEBUG on, a
+generated SECRET_KEY kept in var/), ``test``, or ``production`` (DEBUG must be
+off, SECRET_KEY must be strong, hosts must be named).
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+from farm.env import (
+    database_settings,
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+)
+
+# Lets admin/queryset generics (ModelAdmin[Site]) be subscripted at run time.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("FARM_VAR_DIR", str(BASE_DIR / "var")))
+
+FARM_ENV = env_choice("FARM_ENV", "development", ("development", "test", "production"))
+PRODUCTION = FARM_ENV == "production"
+
+DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+
+_DEV_KEY_FILE = VAR_DIR / "secret_key"
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set in production.")
+    # Development and tests: one random key per checkout, kept so sessions survive restarts.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    if not _DEV_KEY_FILE.exists():
+        _DEV_KEY_FILE.write_text(secrets.token_urlsafe(50))
+        _DEV_KEY_FILE.chmod(0o600)
+    return _DEV_KEY_FILE.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+
+def check_production_posture(*, debug: bool, secret_key: str, allowed_hosts: list[str]) -> None:
+    """Refuse to serve production with settings that would leak or be forgeable."""
+    if debug:
+        raise ImproperlyConfigured("DJANGO_DEBUG must be off when FARM_ENV=production.")
+    if len(secret_key) < 50 or len(set(secret_key)) < 5 or secret_key.startswith("django-insecure"):
+        raise ImproperlyConfigured(
+            "SECRET_KEY is too weak for production: use at least 50 random characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    if not allowed_hosts or "*" in allowed_hosts:
+        raise ImproperlyConfigured("ALLOWED_HOSTS must name the panel's host(s) in production.")
+
+
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
+)
+if PRODUCTION:
+    check_production_posture(debug=DEBUG, secret_key=SECRET_KEY, allowed_hosts=ALLOWED_HOSTS)
+
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_q",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "farm",
+    "nodes",
+    "sites",
+    "backups",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "farm.middleware.OperatorMfaMiddleware",
+]
+
+ROOT_URLCONF = "farm.urls"
+WSGI_APPLICATION = "farm.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "farm.context_processors.farm",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": database_settings(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'farm.sqlite3'}"),
+        base_dir=BASE_DIR,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "farm.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "account_login"
+
+# allauth: email login; nobody signs up, operators invite (farm.adapters).
+ACCOUNT_ADAPTER = "farm.adapters.InviteOnlyAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = True
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("FARM_MFA_ISSUER", "WordPress Farm")
+# Operators (staff) must enrol a TOTP device before using the panel.
+FARM_REQUIRE_OPERATOR_MFA = env_bool("FARM_REQUIRE_OPERATOR_MFA", PRODUCTION)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+
+# Email: printed to the console unless an SMTP server is configured.
+if env_str("EMAIL_HOST"):
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": env_str("EMAIL_HOST"),
+                "port": env_int("EMAIL_PORT", 587),
+                "username": env_str("EMAIL_HOST_USER"),
+                "password": env_str("EMAIL_HOST_PASSWORD"),
+                "use_tls": env_bool("EMAIL_USE_TLS", True),
+            },
+        }
+    }
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "farm@localhost")
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# ---------------------------------------------------------------------------
+# The task queue (django-q2).
+#
+# The ORM broker re-delivers a task whose receipt was not acknowledged within
+# `retry` seconds. `retry` must therefore be larger than `timeout` (the longest a
+# worker may spend on one task before the cluster kills it): were it shorter, a
+# healthy but slow operation would be handed to a second worker while the
+# first still runs it. Operations are claimed atomically, so a second delivery
+# is harmless, but it would be wasted work. A worker killed outright (SIGKILL,
+# OOM, a node lost) is noticed sooner than `retry` by the operation lease
+# (FARM_OPERATION_LEASE_SECONDS): a minute-by-minute task re-enqueues
+# operations whose heartbeat has stopped.
+# ---------------------------------------------------------------------------
+FARM_QUEUE = env_choice("FARM_QUEUE", "orm", ("orm", "redis"))
+Q_TIMEOUT = env_int("FARM_Q_TIMEOUT", 3600, minimum=1)
+Q_RETRY = env_int("FARM_Q_RETRY", Q_TIMEOUT + 300, minimum=2)
+if Q_RETRY <= Q_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"FARM_Q_RETRY ({Q_RETRY}) must be larger than FARM_Q_TIMEOUT ({Q_TIMEOUT}); "
+        "otherwise a running task is delivered a second time."
+    )
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+Q_CLUSTER: dict[str, object] = {
+    "name": env_str("FARM_Q_NAME", "farm"),
+    "workers": env_int("FARM_Q_WORKERS", 2, minimum=1),
+    "timeout": Q_TIMEOUT,
+    "retry": Q_RETRY,
+    "max_attempts": env_int("FARM_Q_MAX_ATTEMPTS", 5, minimum=0),
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 2000,
+    "label": "Task queue",
+    "poll": 1,
+    "bulk": 1,
+}
+if FARM_QUEUE == "redis":
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+FARM_OPERATION_LEASE_SECONDS = env_int("FARM_OPERATION_LEASE_SECONDS", 60, minimum=3)
+FARM_OPERATION_HEARTBEAT_SECONDS = max(1, FARM_OPERATION_LEASE_SECONDS // 4)
+# Extra modules that register operation kinds (used by tests and plug-ins).
+FARM_OPERATION_MODULES = env_list("FARM_OPERATION_MODULES", [])
+
+# Secrets the panel must keep (site DB passwords, salts) are encrypted with this
+# key; it defaults to a key derived from SECRET_KEY.
+FARM_ENCRYPTION_KEY = env_str("FARM_ENCRYPTION_KEY")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+TESTING = "pytest" in sys.modules or FARM_ENV == "test"
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    ACCOUNT_RATE_LIMITS = False  # type: ignore[assignment]

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from farm import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("operations/", views.operation_list, name="operation_list"),
+    path("operations/<int:pk>/", views.operation_detail, name="operation_detail"),
+    path("operations/<int:pk>/retry/", views.operation_retry, name="operation_retry"),
+    path("operations/<int:pk>/roll-back/", views.operation_roll_back, name="operation_roll_back"),
+    path("operations/<int:pk>/cancel/", views.operation_cancel, name="operation_cancel"),
+    path("audit/", views.audit_log, name="audit_log"),
+    path("sites/", include("sites.urls")),
+    path("nodes/", include("nodes.urls")),
+    path("backups/", include("backups.urls")),
+    path("alerts/", include("monitoring.urls")),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,64 @@
+"""Swarm nodes, as last seen through the Swarm API (the Swarm is the truth)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class NodeRole(models.TextChoices):
+    MANAGER = "manager", "Manager"
+    WORKER = "worker", "Worker"
+
+
+class NodeStatus(models.TextChoices):
+    READY = "ready", "Ready"
+    DOWN = "down", "Down"
+    DISCONNECTED = "disconnected", "Disconnected"
+    UNKNOWN = "unknown", "Unknown"
+    GONE = "gone", "Gone from the swarm"
+
+
+class NodeAvailability(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSE = "pause", "Paused"
+    DRAIN = "drain", "Drained"
+
+
+class Node(models.Model):
+    Role = NodeRole
+    Status = NodeStatus
+    Availability = NodeAvailability
+
+    swarm_id = models.CharField(max_length=64, unique=True)
+    hostname = models.CharField(max_length=255)
+    role = models.CharField(max_length=10, choices=NodeRole.choices, default=NodeRole.WORKER)
+    is_leader = models.BooleanField(default=False)
+    status = models.CharField(max_length=15, choices=NodeStatus.choices, default="unknown")
+    availability = models.CharField(
+        max_length=10, choices=NodeAvailability.choices, default=NodeAvailability.ACTIVE
+    )
+    address = models.CharField(max_length=64, blank=True)
+    engine_version = models.CharField(max_length=40, blank=True)
+    cpus = models.DecimalField(max_digits=6, decimal_places=2, default=0)
+    memory_bytes = models.BigIntegerField(default=0)
+    labels = models.JSONField(default=dict, blank=True)
+    farm_roles = models.JSONField(
+        default=list, blank=True, help_text="From the farm.role.* labels: edge, worker, db."
+    )
+    droplet_id = models.BigIntegerField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+    @property
+    def memory_gib(self) -> float:
+        return round(self.memory_bytes / 1024**3, 1)
+
+    def is_schedulable(self) -> bool:
+        return self.status == NodeStatus.READY and self.availability == NodeAvailability.ACTIVE

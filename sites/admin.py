@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from sites.models import Site
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin[Site]):
+    list_display = [
+        "domain",
+        "tenant",
+        "status",
+        "image_choice",
+        "cache_enabled",
+        "node",
+        "created_at",
+    ]
+    list_filter = ["status", "tenant", "image_choice", "cache_enabled"]
+    search_fields = ["domain", "tenant__name"]
+    list_select_related = ["tenant", "node"]
+    readonly_fields = [
+        "status",
+        "db_name",
+        "db_user",
+        "network_shard",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "activated_at",
+        "last_error",
+    ]
+    exclude = ["db_password", "wp_salts"]

@@ -1,0 +1,151 @@
+"""A WordPress site: the desired state the panel keeps; Swarm holds the actual state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import models
+
+from farm.crypto import EncryptedTextField
+from farm.models import TenantScopedQuerySet
+from sites.domains import DOMAIN_PATTERN, display_domain, is_local_domain
+
+if TYPE_CHECKING:
+    from farm.models import Tenant
+
+
+class SiteStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROVISIONING = "provisioning", "Provisioning"
+    ACTIVE = "active", "Active"
+    FAILED = "failed", "Failed"
+    SUSPENDED = "suspended", "Suspended"
+    RESTORING = "restoring", "Restoring"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+
+
+# Statuses in which a site counts against its tenant's quota and holds its domain.
+LIVE_STATUSES = (
+    SiteStatus.PENDING,
+    SiteStatus.PROVISIONING,
+    SiteStatus.ACTIVE,
+    SiteStatus.FAILED,
+    SiteStatus.SUSPENDED,
+    SiteStatus.RESTORING,
+    SiteStatus.DELETING,
+)
+
+
+class SiteQuerySet(TenantScopedQuerySet):
+    tenant_path = "tenant"
+
+    def live(self) -> SiteQuerySet:
+        return self.filter(status__in=LIVE_STATUSES)
+
+
+class Site(models.Model):
+    Status = SiteStatus
+
+    tenant: models.ForeignKey[Tenant, Tenant] = models.ForeignKey(
+        "farm.Tenant", on_delete=models.PROTECT, related_name="sites"
+    )
+    domain = models.CharField(
+        max_length=253, db_index=True, help_text="Lower-case ASCII (IDNA) form."
+    )
+    # The domain while the site is live, NULL once deleted: UNIQUE, so two live
+    # sites can never share a domain (NULLs never collide), while a deleted
+    # site's row stays for its history and backups and frees the name.
+    domain_claim = models.CharField(
+        max_length=253, null=True, blank=True, unique=True, editable=False
+    )
+    status = models.CharField(
+        max_length=20, choices=SiteStatus.choices, default=SiteStatus.PENDING, db_index=True
+    )
+    image_choice = models.CharField(
+        max_length=40,
+        default="php8.2",
+        help_text="Key of the PHP/WordPress runtime in the image map.",
+    )
+    cache_enabled = models.BooleanField(default=True, help_text="Redis object cache.")
+    # Allocated by the provision operation, derived from the id, never the domain.
+    db_name = models.CharField(max_length=64, blank=True)
+    db_user = models.CharField(max_length=32, blank=True)
+    db_password = EncryptedTextField(blank=True, default="")
+    wp_salts = EncryptedTextField(blank=True, default="", help_text="JSON, encrypted.")
+    network_shard = models.CharField(max_length=40, blank=True)
+    node = models.ForeignKey(
+        "nodes.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="sites"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SiteQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            # Domains are stored normalised (lower-case ASCII), so the plain
+            # UNIQUE on domain_claim is case-insensitive on every backend.
+            models.CheckConstraint(
+                condition=models.Q(domain__regex=DOMAIN_PATTERN),
+                name="site_domain_normalised",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.domain_claim = self.domain if self.is_live() else None
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and ("status" in update_fields or "domain" in update_fields):
+            kwargs["update_fields"] = {*update_fields, "domain_claim"}
+        super().save(*args, **kwargs)
+
+    @property
+    def stack_name(self) -> str:
+        return f"wp-{self.pk}"
+
+    @property
+    def display_domain(self) -> str:
+        return display_domain(self.domain)
+
+    @property
+    def url(self) -> str:
+        scheme = "http" if is_local_domain(self.domain) else "https"
+        port = getattr(settings, "FARM_LOCAL_HTTP_PORT", 80)
+        if scheme == "http" and port not in (80, None):
+            return f"http://{self.domain}:{port}/"
+        return f"{scheme}://{self.domain}/"
+
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    def can_suspend(self) -> bool:
+        return self.status == SiteStatus.ACTIVE
+
+    def can_resume(self) -> bool:
+        return self.status == SiteStatus.SUSPENDED
+
+    def can_delete(self) -> bool:
+        return self.status in (SiteStatus.ACTIVE, SiteStatus.SUSPENDED, SiteStatus.FAILED)
+
+    def can_back_up(self) -> bool:
+        return self.status in (SiteStatus.ACTIVE, SiteStatus.SUSPENDED)
+
+    def can_restore(self) -> bool:
+        return self.status in (SiteStatus.ACTIVE, SiteStatus.SUSPENDED, SiteStatus.FAILED)
+
+    def audit_repr(self) -> dict[str, Any]:
+        return {"domain": self.domain, "status": self.status, "tenant": self.tenant_id}
