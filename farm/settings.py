@@ -19,6 +19,7 @@ from farm.env import (
     env_bool,
     env_choice,
     env_int,
+    env_json_dict,
     env_list,
     env_str,
 )
@@ -254,6 +255,44 @@ FARM_OPERATION_MODULES = env_list("FARM_OPERATION_MODULES", [])
 # Secrets the panel must keep (site DB passwords, salts) are encrypted with this
 # key; it defaults to a key derived from SECRET_KEY.
 FARM_ENCRYPTION_KEY = env_str("FARM_ENCRYPTION_KEY")
+
+# ---------------------------------------------------------------------------
+# The farm: Docker Swarm, images and platform services (nodes/), sites (sites/).
+# ---------------------------------------------------------------------------
+DOCKER_HOST = env_str("DOCKER_HOST")  # empty: the local socket
+FARM_SWARM_ADVERTISE_ADDR = env_str("FARM_SWARM_ADVERTISE_ADDR", "127.0.0.1")
+FARM_DOCKER_TIMEOUT = env_int("FARM_DOCKER_TIMEOUT", 60, minimum=5)
+# "local": images built offline from Debian packages (manage.py build_images);
+# "upstream": the public images (wordpress:*-fpm, nginx, redis, mariadb, traefik:v3 ...).
+FARM_IMAGES = env_choice(
+    "FARM_IMAGES", "upstream" if PRODUCTION else "local", ("local", "upstream")
+)
+FARM_IMAGE_OVERRIDES: dict[str, str] = env_json_dict("FARM_IMAGE_OVERRIDES")
+FARM_IMAGE_CACHE_DIR = Path(env_str("FARM_IMAGE_CACHE_DIR", str(VAR_DIR / "cache" / "images")))
+FARM_STACK = "farm"  # the stack namespace of the platform services
+FARM_PUBLIC_SHARDS = env_int("FARM_PUBLIC_SHARDS", 2, minimum=1)
+FARM_SITES_PER_SHARD = env_int("FARM_SITES_PER_SHARD", 200, minimum=1)
+FARM_NETWORK_POOL = env_str("FARM_NETWORK_POOL", "10.201.0.0/16")
+FARM_HTTP_PORT = env_int("FARM_HTTP_PORT", 80, minimum=1)
+FARM_HTTPS_PORT = env_int("FARM_HTTPS_PORT", 443, minimum=1)
+FARM_LOCAL_HTTP_PORT = FARM_HTTP_PORT
+FARM_MARIADB_HOST = env_str("FARM_MARIADB_HOST", "127.0.0.1")
+FARM_MARIADB_PORT = env_int("FARM_MARIADB_PORT", 13306, minimum=1)
+FARM_MARIADB_ADMIN_USER = env_str("FARM_MARIADB_ADMIN_USER", "root")
+FARM_SECRETS_DIR = Path(env_str("FARM_SECRETS_DIR", str(VAR_DIR / "secrets")))
+FARM_MARIADB_DATA = env_str("FARM_MARIADB_DATA", str(VAR_DIR / "mariadb"))
+FARM_PROMETHEUS_PORT = env_int("FARM_PROMETHEUS_PORT", 19090, minimum=1)
+FARM_PROMETHEUS_URL = env_str("FARM_PROMETHEUS_URL", f"http://127.0.0.1:{FARM_PROMETHEUS_PORT}")
+FARM_ALERTMANAGER_PORT = env_int("FARM_ALERTMANAGER_PORT", 19093, minimum=1)
+FARM_PROMETHEUS_TARGETS_DIR = Path(
+    env_str("FARM_PROMETHEUS_TARGETS_DIR", str(VAR_DIR / "prometheus" / "targets"))
+)
+FARM_SITES_ROOT = Path(env_str("FARM_SITES_ROOT", str(VAR_DIR / "sites")))
+# Cloudflare DNS for site records (sites/dns.py); unset token: DNS steps are skipped.
+from sites.dns_settings import *  # noqa: E402, F403
+
+# How the Swarm's tasks reach the panel (Alertmanager's webhook).
+FARM_PANEL_URL_FROM_SWARM = env_str("FARM_PANEL_URL_FROM_SWARM", "http://172.17.0.1:8000")
 
 LOGGING = {
     "version": 1,

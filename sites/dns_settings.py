@@ -1,0 +1,30 @@
+"""Cloudflare DNS settings, read from the environment (imported into farm/settings.py).
+
+DNS is optional: without ``CLOUDFLARE_API_TOKEN`` (or ``CLOUDFLARE_API_TOKEN_FILE``,
+a Swarm secret) the provision step skips DNS. ``sites.dns.dns_config_from_settings``
+checks that the rest is complete when a token is set.
+"""
+
+from __future__ import annotations
+
+from farm.env import env_bool, env_int, env_list, env_str
+
+__all__ = [
+    "CLOUDFLARE_API_TOKEN",
+    "CLOUDFLARE_BASE_URL",
+    "CLOUDFLARE_PROXIED",
+    "CLOUDFLARE_RECORD_TARGET",
+    "CLOUDFLARE_RECORD_TTL",
+    "CLOUDFLARE_ZONES",
+]
+
+CLOUDFLARE_API_TOKEN = env_str("CLOUDFLARE_API_TOKEN")
+# Zone names the farm manages, comma separated: "example.com,example.org".
+CLOUDFLARE_ZONES = env_list("CLOUDFLARE_ZONES", [])
+# What site records point at: the floating IP (A/AAAA) or a host name (CNAME).
+CLOUDFLARE_RECORD_TARGET = env_str("CLOUDFLARE_RECORD_TARGET")
+CLOUDFLARE_PROXIED = env_bool("CLOUDFLARE_PROXIED", True)
+# 1 means "automatic" to Cloudflare; proxied records are always automatic.
+CLOUDFLARE_RECORD_TTL = env_int("CLOUDFLARE_RECORD_TTL", 1, minimum=1)
+# Empty: the SDK's default API address. Tests point this at a local fake.
+CLOUDFLARE_BASE_URL = env_str("CLOUDFLARE_BASE_URL")

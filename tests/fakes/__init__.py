@@ -1,0 +1,1 @@
+"""Local fakes of external HTTP APIs that cannot run here; each speaks the real protocol."""
