@@ -17,6 +17,7 @@ class Periodic:
 # Apps add theirs here as they gain periodic work.
 PERIODIC_TASKS: list[Periodic] = [
     Periodic("farm: re-enqueue stale operations", "farm.tasks.requeue_stale_operations", 1),
+    Periodic("nodes: sync the node inventory", "nodes.tasks.sync_node_inventory", 1),
 ]
 
 

@@ -279,6 +279,13 @@ FARM_LOCAL_HTTP_PORT = FARM_HTTP_PORT
 FARM_MARIADB_HOST = env_str("FARM_MARIADB_HOST", "127.0.0.1")
 FARM_MARIADB_PORT = env_int("FARM_MARIADB_PORT", 13306, minimum=1)
 FARM_MARIADB_ADMIN_USER = env_str("FARM_MARIADB_ADMIN_USER", "root")
+FARM_MARIADB_ADMIN_PASSWORD = env_str("FARM_MARIADB_ADMIN_PASSWORD")  # default: the farm_up secret
+# How php-fpm reaches its database: the farm's MariaDB on farm-db, or ProxySQL.
+FARM_SITE_DB_HOST = env_str("FARM_SITE_DB_HOST", "mariadb:3306")
+# ProxySQL's admin interface (mysql://admin:pass@host:6032): when set, site users
+# are added to mysql_users, loaded to runtime and saved to disk.
+PROXYSQL_ADMIN_URL = env_str("PROXYSQL_ADMIN_URL")
+PROXYSQL_HOSTGROUP = env_int("PROXYSQL_HOSTGROUP", 10, minimum=0)
 FARM_SECRETS_DIR = Path(env_str("FARM_SECRETS_DIR", str(VAR_DIR / "secrets")))
 FARM_MARIADB_DATA = env_str("FARM_MARIADB_DATA", str(VAR_DIR / "mariadb"))
 FARM_PROMETHEUS_PORT = env_int("FARM_PROMETHEUS_PORT", 19090, minimum=1)

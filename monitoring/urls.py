@@ -4,4 +4,5 @@ from monitoring import views
 
 urlpatterns = [
     path("", views.alert_list, name="alert_list"),
+    path("webhook/alertmanager/", views.alertmanager_webhook, name="alertmanager_webhook"),
 ]

@@ -6,8 +6,8 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET
 
-from farm.http import HtmxHttpRequest
 from farm.decorators import operator_required
+from farm.http import HtmxHttpRequest
 from nodes.models import Node
 
 

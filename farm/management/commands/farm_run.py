@@ -57,12 +57,38 @@ class Command(BaseCommand):
         )
 
     def bring_farm_up(self) -> None:
-        """Hook for the local farm (nodes app); absent until it exists."""
-        hook = getattr(settings, "FARM_RUN_HOOK", "")
-        if hook:
-            from django.utils.module_loading import import_string
+        """Start the engine if needed, build missing images, converge the platform.
+        Without a Docker Engine the panel still runs, with a banner saying why."""
+        from farm.errors import FarmError
+        from nodes.bootstrap import farm_up
+        from nodes.inventory import sync_nodes
 
-            import_string(hook)(self.stdout)
+        self.stdout.write(
+            "Bringing the local farm up (the first run builds the images: a few minutes)…"
+        )
+        started = time.monotonic()
+        try:
+            report = farm_up(start_engine=True, progress=lambda m: self.stdout.write(f"  … {m}"))
+            sync_nodes()
+        except FarmError as exc:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"The local farm is not available: {exc.message}\n"
+                    "The panel runs without it; provisioning is disabled until it is."
+                )
+            )
+            return
+        for change in report.changes:
+            self.stdout.write(f"  + {change}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Local farm up in {time.monotonic() - started:.1f} s "
+                f"({len(report.changes)} change(s)). Traefik: "
+                f"http://localhost:{settings.FARM_HTTP_PORT}/ · Prometheus: "
+                f"{settings.FARM_PROMETHEUS_URL}/ · MariaDB: "
+                f"{settings.FARM_MARIADB_HOST}:{settings.FARM_MARIADB_PORT}"
+            )
+        )
 
     def supervise(self, commands: list[list[str]]) -> None:
         children = [

@@ -1,0 +1,72 @@
+"""Alerts pushed by Alertmanager's webhook become Alert rows (one per firing)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from monitoring.models import Alert, AlertSeverity, AlertStatus
+from sites.models import Site
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _time(raw: str | None) -> datetime | None:
+    if not raw or raw.startswith("0001-01-01"):
+        return None
+    return parse_datetime(raw)
+
+
+def _site_for(labels: dict[str, str]) -> Site | None:
+    site_id = labels.get("site_id")
+    if site_id and site_id.isdigit():
+        return Site.objects.filter(pk=int(site_id)).first()
+    instance = labels.get("instance", "")
+    domain = instance.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    return Site.objects.filter(domain_claim=domain).first() if domain else None
+
+
+def ingest(payload: dict[str, Any]) -> int:
+    """Apply one Alertmanager webhook payload (version 4); returns alerts touched."""
+    touched = 0
+    now = timezone.now()
+    with transaction.atomic():
+        for item in payload.get("alerts", []):
+            labels: dict[str, str] = item.get("labels", {})
+            annotations: dict[str, str] = item.get("annotations", {})
+            fingerprint = (
+                item.get("fingerprint")
+                or hashlib.sha256(repr(sorted(labels.items())).encode()).hexdigest()[:32]
+            )
+            started = _time(item.get("startsAt")) or now
+            site = _site_for(labels)
+            severity = labels.get("severity", "warning")
+            alert, _ = Alert.objects.update_or_create(
+                fingerprint=fingerprint,
+                started_at=started,
+                defaults={
+                    "source": "alertmanager",
+                    "name": labels.get("alertname", "alert")[:120],
+                    "severity": severity if severity in AlertSeverity.values else "warning",
+                    "summary": (annotations.get("summary") or labels.get("alertname", ""))[:255],
+                    "description": annotations.get("description", ""),
+                    "labels": labels,
+                    "site": site,
+                    "tenant": site.tenant if site else None,
+                    "last_seen_at": now,
+                },
+            )
+            if item.get("status") == "resolved":
+                alert.status = AlertStatus.RESOLVED
+                alert.resolved_at = _time(item.get("endsAt")) or now
+            else:
+                alert.status = AlertStatus.FIRING
+                alert.resolved_at = None
+            alert.save(update_fields=["status", "resolved_at"])
+            touched += 1
+    return touched

@@ -1,0 +1,144 @@
+"""farm_up / farm_down on the real Docker Engine, Traefik routing, node inventory."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import requests
+from django.conf import settings
+from django.urls import reverse
+
+from nodes import platform
+from nodes.bootstrap import farm_down, farm_up, secret_value
+from nodes.image_map import image_for
+from nodes.inventory import sync_nodes
+from nodes.models import Node
+from nodes.swarm import (
+    MANAGED_LABEL,
+    ServiceDef,
+    apply_service,
+    client,
+    container_health,
+    remove_service,
+    service_tasks,
+    wait_converged,
+)
+from tests.conftest import client_for
+from tests.support.farm import ensure_farm, require_engine
+
+pytestmark = [pytest.mark.swarm, pytest.mark.slow]
+
+
+def managed_objects() -> dict[str, list[str]]:
+    cli = client()
+    label = {"label": f"{MANAGED_LABEL}=true"}
+    return {
+        "services": [s.name for s in cli.services.list(filters=label)],
+        "networks": [n.name for n in cli.networks.list(filters=label)],
+        "secrets": [s.name for s in cli.secrets.list(filters=label)],
+        "configs": [c.name for c in cli.configs.list(filters=label)],
+    }
+
+
+def test_farm_up_from_nothing_gives_running_healthy_platform_services():
+    require_engine()
+    farm_down(purge_data=True)  # the test run's own var dir (scripts/test sets FARM_VAR_DIR)
+    assert managed_objects()["services"] == []
+
+    started = time.monotonic()
+    report = farm_up(progress=lambda m: None)
+    took = time.monotonic() - started
+    print(f"\ncold farm_up (images present, empty datadir): {took:.1f} s; {report.timings}")
+
+    cli = client()
+    for sdef in platform.service_defs({name: secret_value(name) for name in platform.SECRET_FILES}):
+        tasks = [t for t in service_tasks(cli, sdef.name) if t.desired == "running"]
+        assert [t.state for t in tasks] == ["running"], (sdef.name, tasks)
+        assert container_health(cli, tasks[0].container_id) == "healthy", sdef.name
+        spec = cli.services.get(sdef.name).attrs["Spec"]
+        assert spec["Labels"]["com.docker.stack.namespace"] == "farm"
+        assert spec["TaskTemplate"]["RestartPolicy"]["Condition"] == "any"
+        assert spec["TaskTemplate"]["Resources"]["Limits"]["MemoryBytes"] > 0
+    made = managed_objects()
+    assert set(platform.public_networks()) | {"farm-db", "farm-internal"} <= set(made["networks"])
+    db_net = cli.networks.get("farm-db").attrs
+    assert db_net["Options"].get("encrypted") == "true"
+    assert any(c.startswith("farm_prometheus-") for c in made["configs"])
+    assert "created service farm_traefik" in report.changes
+
+
+def test_a_second_farm_up_reports_no_changes():
+    ensure_farm()
+    again = farm_up(progress=lambda m: None)
+    assert again.changes == []
+    assert again.no_changes
+
+
+def test_traefik_routes_by_host_to_a_labelled_service():
+    ensure_farm()
+    cli = client()
+    name = f"test-whoami-{uuid.uuid4().hex[:8]}"
+    host = f"{name}.localhost"
+    # The nginx image answers /healthz on 8080 from its default server.
+    sdef = ServiceDef(
+        name=name,
+        image=image_for("nginx"),
+        stack=name,
+        networks={platform.public_network(1): []},
+        labels={
+            "traefik.enable": "true",
+            f"traefik.http.routers.{name}.rule": f"Host(`{host}`)",
+            f"traefik.http.routers.{name}.entrypoints": "web",
+            f"traefik.http.services.{name}.loadbalancer.server.port": "8080",
+        },
+    )
+    try:
+        apply_service(cli, sdef)
+        wait_converged(cli, [name], timeout_s=120)
+        url = f"http://127.0.0.1:{settings.FARM_HTTP_PORT}/healthz"
+        deadline = time.monotonic() + 30  # Traefik polls the Swarm every 2 s
+        response = None
+        while time.monotonic() < deadline:
+            response = requests.get(url, headers={"Host": host}, timeout=5)
+            if response.status_code == 200:
+                break
+            time.sleep(0.5)
+        assert response is not None and response.status_code == 200, response
+        other = requests.get(url, headers={"Host": "nobody.localhost"}, timeout=5)
+        assert other.status_code == 404, "unknown hosts get Traefik's 404"
+    finally:
+        remove_service(cli, name)
+
+
+@pytest.mark.django_db
+def test_node_sync_shows_the_local_node_with_its_role_and_resources(operator):
+    ensure_farm()
+    result = sync_nodes()
+    assert result["created"] + result["updated"] >= 1
+    info = client().info()
+    node = Node.objects.get(swarm_id=info["Swarm"]["NodeID"])
+    assert node.role == Node.Role.MANAGER and node.is_leader
+    assert node.status == Node.Status.READY and node.availability == "active"
+    assert int(node.cpus) == info["NCPU"]
+    assert node.memory_bytes == info["MemTotal"]
+    assert set(node.farm_roles) == {"edge", "worker", "db"}
+    assert node.engine_version == info["ServerVersion"]
+    page = client_for(operator).get(reverse("node_list"))
+    assert page.status_code == 200
+    assert f'data-node="{node.hostname}"' in page.content.decode()
+    assert "Ready" in page.content.decode()
+
+
+def test_farm_down_removes_everything_it_made():
+    ensure_farm()
+    report = farm_down()
+    assert any("removed service farm_traefik" in c for c in report.changes)
+    assert managed_objects() == {"services": [], "networks": [], "secrets": [], "configs": []}
+    volumes = {v.name for v in client().volumes.list()}
+    assert platform.PROMETHEUS_VOLUME not in volumes
+    labels = client().nodes.list()[0].attrs["Spec"].get("Labels") or {}
+    assert not [k for k in labels if k.startswith("farm.role.")]
+    # Leave the farm up for whatever runs next.
+    ensure_farm()
