@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from backups.models import Backup
+from backups.models import Backup, BackupPolicy
 
 
 @admin.register(Backup)
@@ -25,3 +25,23 @@ class BackupAdmin(admin.ModelAdmin[Backup]):
 
     def has_add_permission(self, request: object) -> bool:
         return False
+
+
+@admin.register(BackupPolicy)
+class BackupPolicyAdmin(admin.ModelAdmin[BackupPolicy]):
+    list_display = [
+        "site",
+        "enabled",
+        "db_daily_at",
+        "db_every_hours",
+        "files_daily_at",
+        "keep_daily",
+        "keep_weekly",
+        "keep_monthly",
+        "next_db_at",
+        "next_files_at",
+    ]
+    list_filter = ["enabled"]
+    list_editable = ["enabled", "db_every_hours", "keep_daily", "keep_weekly", "keep_monthly"]
+    search_fields = ["site__domain"]
+    list_select_related = ["site"]

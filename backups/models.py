@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 from django.db import models
 
@@ -80,3 +80,29 @@ class Backup(models.Model):
     def is_usable(self) -> bool:
         """Only a succeeded backup with a snapshot in the repository can be restored."""
         return self.status == BackupStatus.SUCCEEDED and bool(self.snapshot_id)
+
+
+class BackupPolicy(models.Model):
+    """When a site is backed up and how long snapshots are kept (reference defaults)."""
+
+    site = models.OneToOneField("sites.Site", on_delete=models.CASCADE, related_name="policy")
+    enabled = models.BooleanField(default=True)
+    db_daily_at = models.TimeField(default=time(2, 0), help_text="Daily database backup (UTC).")
+    db_every_hours = models.PositiveSmallIntegerField(
+        default=6, help_text="Also back the database up this often (the RPO target is 6 h)."
+    )
+    files_daily_at = models.TimeField(default=time(3, 0), help_text="Daily files backup (UTC).")
+    config_on_change = models.BooleanField(default=True)
+    keep_daily = models.PositiveSmallIntegerField(default=7)
+    keep_weekly = models.PositiveSmallIntegerField(default=4)
+    keep_monthly = models.PositiveSmallIntegerField(default=6)
+    next_db_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    next_files_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "backup policies"
+
+    def __str__(self) -> str:
+        return f"Backup policy of {self.site}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
@@ -96,7 +96,7 @@ class StepContext:
         if self.cancel_requested():
             raise OperationCancelled()
 
-    def skip(self, reason: str) -> None:
+    def skip(self, reason: str) -> NoReturn:
         raise StepSkipped(reason)
 
 

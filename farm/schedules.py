@@ -18,6 +18,7 @@ class Periodic:
 PERIODIC_TASKS: list[Periodic] = [
     Periodic("farm: re-enqueue stale operations", "farm.tasks.requeue_stale_operations", 1),
     Periodic("nodes: sync the node inventory", "nodes.tasks.sync_node_inventory", 1),
+    Periodic("sites: reconcile with Swarm, MariaDB and disk", "sites.tasks.reconcile_sites", 10),
 ]
 
 

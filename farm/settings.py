@@ -280,8 +280,9 @@ FARM_MARIADB_HOST = env_str("FARM_MARIADB_HOST", "127.0.0.1")
 FARM_MARIADB_PORT = env_int("FARM_MARIADB_PORT", 13306, minimum=1)
 FARM_MARIADB_ADMIN_USER = env_str("FARM_MARIADB_ADMIN_USER", "root")
 FARM_MARIADB_ADMIN_PASSWORD = env_str("FARM_MARIADB_ADMIN_PASSWORD")  # default: the farm_up secret
-# How php-fpm reaches its database: the farm's MariaDB on farm-db, or ProxySQL.
-FARM_SITE_DB_HOST = env_str("FARM_SITE_DB_HOST", "mariadb:3306")
+# How php-fpm reaches its database: "auto" (one machine) is the farm MariaDB's published
+# port on the node's gateway; production names ProxySQL (host:port).
+FARM_SITE_DB_HOST = env_str("FARM_SITE_DB_HOST", "auto")
 # ProxySQL's admin interface (mysql://admin:pass@host:6032): when set, site users
 # are added to mysql_users, loaded to runtime and saved to disk.
 PROXYSQL_ADMIN_URL = env_str("PROXYSQL_ADMIN_URL")
@@ -294,6 +295,10 @@ FARM_ALERTMANAGER_PORT = env_int("FARM_ALERTMANAGER_PORT", 19093, minimum=1)
 FARM_PROMETHEUS_TARGETS_DIR = Path(
     env_str("FARM_PROMETHEUS_TARGETS_DIR", str(VAR_DIR / "prometheus" / "targets"))
 )
+# Where the panel reaches Traefik's web entry point to check a site answers.
+FARM_EDGE_URL = env_str("FARM_EDGE_URL", f"http://127.0.0.1:{FARM_HTTP_PORT}")
+FARM_CONVERGE_TIMEOUT = env_int("FARM_CONVERGE_TIMEOUT", 300, minimum=10)
+FARM_REACHABLE_TIMEOUT = env_int("FARM_REACHABLE_TIMEOUT", 120, minimum=5)
 FARM_SITES_ROOT = Path(env_str("FARM_SITES_ROOT", str(VAR_DIR / "sites")))
 # Cloudflare DNS for site records (sites/dns.py); unset token: DNS steps are skipped.
 from sites.dns_settings import *  # noqa: E402, F403

@@ -94,7 +94,7 @@ def prometheus_config() -> NamedContent:
         ],
         "relabel_configs": [
             {"source_labels": ["__address__"], "target_label": "__param_target"},
-            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"source_labels": ["site_url"], "target_label": "instance"},
             {"target_label": "__address__", "replacement": "blackbox:9115"},
         ],
     }

@@ -469,6 +469,16 @@ def wait_converged(
         pending: list[str] = []
         for name in services:
             want = (replicas or {}).get(name, 1)
+            update = _update_state(cli, name)
+            if update in ("rollback_completed", "paused", "rollback_paused"):
+                raise SwarmError(
+                    f"{name}: the update did not take and Swarm {update.replace('_', ' ')}"
+                    f" it ({_update_message(cli, name)})",
+                    retryable=False,
+                )
+            if update in ("updating", "rollback_started"):
+                pending.append(f"{name}: {update}")
+                continue
             tasks = service_tasks(cli, name)
             current = [t for t in tasks if t.desired == "running"]
             ready = [
@@ -506,6 +516,16 @@ def wait_converged(
         if check_cancelled:
             check_cancelled()
         time.sleep(1)
+
+
+def _update_state(cli: docker.DockerClient, name: str) -> str:
+    svc = find_service(cli, name)
+    return str(((svc or {}).get("UpdateStatus") or {}).get("State", ""))
+
+
+def _update_message(cli: docker.DockerClient, name: str) -> str:
+    svc = find_service(cli, name)
+    return str(((svc or {}).get("UpdateStatus") or {}).get("Message", ""))
 
 
 def _task_problem(tasks: list[TaskState], current: list[TaskState]) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from sites.models import Site
+from sites.models import ReconcileReport, Site
 
 
 @admin.register(Site)
@@ -31,3 +31,12 @@ class SiteAdmin(admin.ModelAdmin[Site]):
         "last_error",
     ]
     exclude = ["db_password", "wp_salts"]
+
+
+@admin.register(ReconcileReport)
+class ReconcileReportAdmin(admin.ModelAdmin[ReconcileReport]):
+    list_display = ["created_at", "drift", "orphans", "error"]
+    readonly_fields = ["created_at", "drift", "orphans", "findings", "error"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

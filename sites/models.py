@@ -75,6 +75,9 @@ class Site(models.Model):
     db_password = EncryptedTextField(blank=True, default="")
     wp_salts = EncryptedTextField(blank=True, default="", help_text="JSON, encrypted.")
     network_shard = models.CharField(max_length=40, blank=True)
+    maintenance = models.BooleanField(
+        default=False, help_text="Traefik answers with the maintenance page (suspended, restoring)."
+    )
     node = models.ForeignKey(
         "nodes.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="sites"
     )
@@ -149,3 +152,20 @@ class Site(models.Model):
 
     def audit_repr(self) -> dict[str, Any]:
         return {"domain": self.domain, "status": self.status, "tenant": self.tenant_id}
+
+
+class ReconcileReport(models.Model):
+    """One comparison of the panel's sites with Swarm, MariaDB and the disk."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    drift = models.PositiveIntegerField(default=0)
+    orphans = models.PositiveIntegerField(default=0)
+    findings = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, help_text="Why the comparison could not be made.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        when = f"{self.created_at:%Y-%m-%d %H:%M}"
+        return f"Reconcile {when}: {self.drift} drift, {self.orphans} orphans"

@@ -1,23 +1,44 @@
-"""Site pages: list and detail (scoped to the user's tenants)."""
+"""Site pages: list, new site, detail (live), and the actions with operations of their own."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
-from farm.http import HtmxHttpRequest
+from farm.decorators import operator_required
+from farm.errors import FarmError
+from farm.http import AuthedRequest
 from farm.models import Operation
-from farm.shortcuts import get_for_user
-from sites.models import Site
+from farm.models.tenancy import can_change_tenant, tenants_for_user
+from farm.shortcuts import get_for_user, require_change
+from nodes.swarm import SwarmError
+from sites import services, swarm_site
+from sites.domains import display_domain
+from sites.forms import SiteCreateForm, SiteDeleteForm
+from sites.models import ReconcileReport, Site, SiteStatus
+from sites.reconcile import run_reconcile
+
+TRANSITIONAL = (
+    SiteStatus.PENDING,
+    SiteStatus.PROVISIONING,
+    SiteStatus.RESTORING,
+    SiteStatus.DELETING,
+)
 
 
 @login_required
 @require_GET
-def site_list(request: HtmxHttpRequest) -> HttpResponse:
+def site_list(request: AuthedRequest) -> HttpResponse:
     sites = Site.objects.for_user(request.user).select_related("tenant")
     query = request.GET.get("q", "").strip()
     status = request.GET.get("status", "")
@@ -26,17 +47,165 @@ def site_list(request: HtmxHttpRequest) -> HttpResponse:
     # Deleted sites are shown only when asked for by status.
     sites = sites.filter(status=status) if status else sites.live()
     page = Paginator(sites, 25).get_page(request.GET.get("page"))
-    context = {"page": page, "q": query, "status": status, "statuses": Site.Status.choices}
+    context = {
+        "page": page,
+        "q": query,
+        "status": status,
+        "statuses": Site.Status.choices,
+        "polling": any(s.status in TRANSITIONAL for s in page.object_list),
+        "can_create": request.user.is_staff
+        or tenants_for_user(request.user)
+        .filter(memberships__user=request.user, memberships__role="owner")
+        .exists(),
+    }
     if request.htmx and request.htmx.target == "site-rows":
         return TemplateResponse(request, "sites/site_list.html#rows", context)
     return TemplateResponse(request, "sites/site_list.html", context)
 
 
 @login_required
-@require_GET
-def site_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    site = get_for_user(Site, request.user, pk=pk)
-    operations = Operation.objects.for_target("site", site.pk).select_related("actor")[:20]
-    return TemplateResponse(
-        request, "sites/site_detail.html", {"site": site, "operations": operations}
+@require_http_methods(["GET", "POST"])
+def site_create(request: AuthedRequest) -> HttpResponse:
+    form = SiteCreateForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        tenant = form.cleaned_data["tenant"]
+        try:
+            created = services.create_site(
+                tenant=tenant,
+                domain=form.cleaned_data["domain"],
+                image_choice=form.cleaned_data["image_choice"],
+                cache_enabled=form.cleaned_data["cache_enabled"],
+                actor=request.user,
+                request=request,
+            )
+        except services.DomainTaken as exc:
+            form.add_error("domain", exc.message)
+        except PermissionDenied:
+            form.add_error("tenant", "You can create sites only for tenants you own.")
+        except FarmError as exc:  # quota, capacity
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Provisioning {created.site.display_domain}…")
+            return redirect("site_detail", pk=created.site.pk)
+    return TemplateResponse(request, "sites/site_create.html", {"form": form})
+
+
+def _detail_context(request: AuthedRequest, site: Site) -> dict[str, object]:
+    operations = list(
+        Operation.objects.for_target("site", site.pk)
+        .select_related("actor")
+        .prefetch_related("steps")[:10]
     )
+    current = next((op for op in operations if not op.is_finished), None)
+    return {
+        "site": site,
+        "operations": operations,
+        "current": current,
+        "latest": operations[0] if operations else None,
+        "can_change": can_change_tenant(request.user, site.tenant_id),
+        "live": current is not None or site.status in TRANSITIONAL,
+    }
+
+
+@login_required
+@require_GET
+def site_detail(request: AuthedRequest, pk: int) -> HttpResponse:
+    site = get_for_user(Site, request.user, pk=pk)
+    context = _detail_context(request, site)
+    if request.htmx and request.htmx.target == f"site-{site.pk}-live":
+        response = TemplateResponse(request, "sites/site_detail.html#live", context)
+        if not context["live"]:
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return TemplateResponse(request, "sites/site_detail.html", context)
+
+
+@login_required
+@require_GET
+def site_services(request: AuthedRequest, pk: int) -> HttpResponse:
+    """The stack's services and task states, read from the Swarm (a partial)."""
+    site = get_for_user(Site, request.user, pk=pk)
+    try:
+        services_state = swarm_site.stack_state(site.pk)
+        error = ""
+    except SwarmError as exc:
+        services_state, error = [], exc.message
+    return TemplateResponse(
+        request, "sites/_services.html", {"site": site, "services": services_state, "error": error}
+    )
+
+
+def _action(
+    request: AuthedRequest, pk: int, action: Callable[..., Operation], done: str
+) -> HttpResponse:
+    site = get_for_user(Site, request.user, pk=pk)
+    require_change(request.user, site.tenant_id)
+    try:
+        action(site=site, actor=request.user, request=request)
+    except FarmError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done.format(domain=site.display_domain))
+    return redirect("site_detail", pk=site.pk)
+
+
+@login_required
+@require_POST
+def site_suspend(request: AuthedRequest, pk: int) -> HttpResponse:
+    return _action(request, pk, services.suspend_site, "Suspending {domain}.")
+
+
+@login_required
+@require_POST
+def site_resume(request: AuthedRequest, pk: int) -> HttpResponse:
+    return _action(request, pk, services.resume_site, "Resuming {domain}.")
+
+
+@login_required
+@require_POST
+def site_repair(request: AuthedRequest, pk: int) -> HttpResponse:
+    site = get_for_user(Site, request.user, pk=pk)
+    if not request.user.is_staff:
+        raise PermissionDenied("Repairs are for operators.")
+    return _action(request, site.pk, services.repair_site, "Repairing {domain}.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def site_delete(request: AuthedRequest, pk: int) -> HttpResponse:
+    site = get_for_user(Site, request.user, pk=pk)
+    require_change(request.user, site.tenant_id)
+    form = SiteDeleteForm(request.POST or None, site=site, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.delete_site(
+                site=site,
+                actor=request.user,
+                confirm_domain=form.cleaned_data["confirm_domain"],
+                purge=form.cleaned_data.get("purge", False),
+                request=request,
+            )
+        except FarmError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Deleting {display_domain(site.domain)}.")
+            return redirect("site_detail", pk=site.pk)
+    return TemplateResponse(request, "sites/site_delete.html", {"site": site, "form": form})
+
+
+@operator_required
+@require_GET
+def reconcile_page(request: AuthedRequest) -> HttpResponse:
+    report = ReconcileReport.objects.first()
+    return TemplateResponse(request, "sites/reconcile.html", {"report": report})
+
+
+@operator_required
+@require_POST
+def reconcile_run(request: AuthedRequest) -> HttpResponse:
+    report = run_reconcile()
+    if report.error:
+        messages.error(request, report.error)
+    else:
+        messages.success(request, f"Found {report.drift} drift and {report.orphans} orphans.")
+    return redirect("site_reconcile")

@@ -1,0 +1,95 @@
+"""The maintenance page Traefik shows for suspended or restoring sites.
+
+One platform service (``farm_maintenance``) answers 503 with a short page. A
+site in maintenance gets a router for its Host on that service, with a
+priority above the site's own router; the routes live as labels on the
+service, so adding or removing one updates labels only (no task restart).
+"""
+
+from __future__ import annotations
+
+from nodes.bootstrap import Report, ensure_config
+from nodes.image_map import image_for
+from nodes.platform import public_network
+from nodes.swarm import FileRef, NamedContent, ServiceDef, apply_service, client
+from sites.models import Site
+from sites.stack import router_labels
+
+SERVICE = "farm_maintenance"
+STACK = "farm"
+MAINTENANCE_PRIORITY = 10_000
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Down for maintenance</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:17px/1.5 system-ui,sans-serif;max-width:36rem;margin:15vh auto;padding:0 1rem}
+</style>
+</head><body><h1>Down for maintenance</h1>
+<p>This site is briefly unavailable while it is being looked after.
+Please try again in a few minutes.</p>
+</body></html>
+"""
+
+CONF = """# The farm's maintenance page: every request gets 503 and the page.
+server {
+    listen 80 default_server;
+    server_name _;
+    root /usr/share/farm-maintenance;
+    error_page 503 /index.html;
+    location = /index.html { internal; }
+    location / { return 503; }
+    add_header Retry-After 300 always;
+    add_header Cache-Control "no-store" always;
+}
+"""
+
+
+def maintenance_objects() -> list[NamedContent]:
+    return [
+        NamedContent("farm_maintenance_conf", CONF),
+        NamedContent("farm_maintenance_page", PAGE),
+    ]
+
+
+def maintenance_service(domains: dict[int, str]) -> ServiceDef:
+    conf, page = maintenance_objects()
+    labels = {
+        "traefik.enable": "true",
+        "traefik.swarm.network": public_network(1),
+        "traefik.http.services.farm-maintenance.loadbalancer.server.port": "80",
+    }
+    for site_id, domain in sorted(domains.items()):
+        labels.update(
+            router_labels(
+                name=f"maint-wp-{site_id}",
+                domain=domain,
+                port=80,
+                network=None,
+                priority=MAINTENANCE_PRIORITY,
+                service="farm-maintenance",
+            )
+        )
+    return ServiceDef(
+        name=SERVICE,
+        image=image_for("nginx"),
+        stack=STACK,
+        networks={public_network(1): []},
+        configs=[
+            FileRef(conf.name, "/etc/nginx/conf.d/maintenance.conf"),
+            FileRef(page.name, "/usr/share/farm-maintenance/index.html"),
+        ],
+        cpu_limit=0.1,
+        mem_limit_mb=32,
+        mem_reservation_mb=16,
+        labels=labels,
+    )
+
+
+def apply_maintenance() -> str:
+    """Make the maintenance service route exactly the sites flagged for maintenance."""
+    cli = client()
+    for obj in maintenance_objects():
+        ensure_config(cli, obj, Report())
+    domains = dict(Site.objects.filter(maintenance=True).values_list("pk", "domain"))
+    return apply_service(cli, maintenance_service(domains))

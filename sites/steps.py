@@ -1,0 +1,357 @@
+"""The steps of a site's operations. Each looks at the real system first, so it can
+run twice; each that changes something says how to undo it."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import requests
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from farm.errors import FarmError
+from farm.operations import Step, StepContext
+from monitoring import prometheus
+from nodes.platform import public_networks
+from sites import database, dns, files, swarm_site
+from sites.maintenance import apply_maintenance
+from sites.models import LIVE_STATUSES, Site
+from sites.stack import SALT_KEYS, build_spec, salts_json
+
+INSTALL_MARKERS = ("wp-core-ui", "install.php")
+
+
+def site_of(ctx: StepContext) -> Site:
+    site: Site = ctx.refresh_target()
+    return site
+
+
+def choose_shard(exclude_site: int | None = None) -> str:
+    """The public network shard with the most room (each holds FARM_SITES_PER_SHARD)."""
+    counts = dict(
+        Site.objects.filter(status__in=LIVE_STATUSES)
+        .exclude(pk=exclude_site)
+        .exclude(network_shard="")
+        .values_list("network_shard")
+        .annotate(n=Count("id"))
+        .values_list("network_shard", "n")
+    )
+    shards = sorted(public_networks(), key=lambda name: (counts.get(name, 0), name))
+    best = shards[0]
+    if counts.get(best, 0) >= settings.FARM_SITES_PER_SHARD:
+        raise FarmError(
+            f"Every public network shard holds {settings.FARM_SITES_PER_SHARD} sites; "
+            "add a shard (FARM_PUBLIC_SHARDS) and run farm_up."
+        )
+    return best
+
+
+class Allocate(Step):
+    name = "allocate"
+    label = "Allocate names and secrets"
+
+    def run(self, ctx: StepContext) -> None:
+        site = site_of(ctx)
+        changed = []
+        if not site.db_name:
+            site.db_name = site.db_user = f"wp_{site.pk}"
+            changed += ["db_name", "db_user"]
+        if not site.db_password:
+            site.db_password = secrets.token_urlsafe(24)
+            changed.append("db_password")
+        if not site.wp_salts:
+            site.wp_salts = salts_json({k: secrets.token_urlsafe(48) for k in SALT_KEYS})
+            changed.append("wp_salts")
+        if not site.network_shard:
+            site.network_shard = choose_shard(exclude_site=site.pk)
+            changed.append("network_shard")
+        if changed:
+            site.save(update_fields=changed)
+        ctx.log(
+            f"stack {site.stack_name}, database {site.db_name}, shard {site.network_shard}"
+            f"{' (already allocated)' if not changed else ''}"
+        )
+
+
+class Database(Step):
+    name = "database"
+    label = "Create the database and its user"
+
+    def run(self, ctx: StepContext) -> None:
+        site = site_of(ctx)
+        done = database.ensure_site_database(
+            name=site.db_name, user=site.db_user, password=site.db_password
+        )
+        ctx.log("; ".join(done) or f"{site.db_name} and its user already exist")
+
+    def undo(self, ctx: StepContext) -> None:
+        site = site_of(ctx)
+        if not site.db_name:
+            ctx.log("No database was allocated.")
+            return
+        done = database.drop_site_database(name=site.db_name, user=site.db_user)
+        ctx.log("; ".join(done) or "nothing to drop")
+
+
+class Files(Step):
+    name = "files"
+    label = "Create the site directory"
+
+    def run(self, ctx: StepContext) -> None:
+        site = site_of(ctx)
+        done = files.ensure_site_files(site.pk)
+        ctx.log("; ".join(done) or f"{files.site_path(site.pk)} is ready")
+
+    def undo(self, ctx: StepContext) -> None:
+        removed = files.remove_site_files(site_of(ctx).pk)
+        ctx.log("removed the site directory" if removed else "no site directory")
+
+
+class SwarmStack(Step):
+    name = "swarm"
+    label = "Deploy network, secrets, config and services"
+
+    def run(self, ctx: StepContext) -> None:
+        site = site_of(ctx)
+        spec = build_spec(site, db_host=swarm_site.site_db_host())
+        done = swarm_site.apply_stack(spec, ctx.log)
+        if not done:
+            ctx.log(f"{spec.stack} already matches its spec")
+
+    def undo(self, ctx: StepContext) -> None:
+        done = swarm_site.remove_stack(site_of(ctx).pk, ctx.log)
+        if not done:
+            ctx.log("nothing of the stack was left")
+
+
+class Converge(Step):
+    name = "converge"
+    label = "Wait for every task to run"
+
+    def run(self, ctx: StepContext) -> None:
+        site = site_of(ctx)
+        spec = build_spec(site, db_host=swarm_site.site_db_host())
+        started = time.monotonic()
+        swarm_site.wait_stack(
+            spec,
+            log=ctx.log,
+            timeout_s=settings.FARM_CONVERGE_TIMEOUT,
+            check_cancelled=ctx.check_cancelled,
+        )
+        ctx.log(
+            f"{len(spec.services)} services running and healthy after "
+            f"{time.monotonic() - started:.1f} s"
+        )
+
+
+class Dns(Step):
+    name = "dns"
+    label = "Point DNS at the farm"
+
+    def run(self, ctx: StepContext) -> None:
+        site = site_of(ctx)
+        config = dns.dns_config_from_settings()
+        if config is None:
+            ctx.skip("Cloudflare is not configured")
+        if dns.managed_zone_for(site.domain, config) is None:
+            ctx.skip(f"{site.domain} is not in a zone the farm manages")
+        with dns.CloudflareDns(config) as cloudflare:
+            result = cloudflare.upsert_record(site.domain)
+        ctx.log(
+            f"{result.action} {result.record.type} {result.record.name} → "
+            f"{result.record.content} (proxied: {result.record.proxied})"
+        )
+
+    def undo(self, ctx: StepContext) -> None:
+        site = site_of(ctx)
+        config = dns.dns_config_from_settings()
+        if config is None or dns.managed_zone_for(site.domain, config) is None:
+            ctx.log("no DNS record is managed for this domain")
+            return
+        with dns.CloudflareDns(config) as cloudflare:
+            removed = cloudflare.delete_records(site.domain)
+        ctx.log(f"removed {removed} DNS record(s)")
+
+
+def probe_install_screen(domain: str) -> tuple[int, str]:
+    response = requests.get(
+        f"{settings.FARM_EDGE_URL}/wp-admin/install.php",
+        headers={"Host": domain},
+        timeout=15,
+        allow_redirects=False,
+    )
+    return response.status_code, response.text
+
+
+class Reachable(Step):
+    name = "reachable"
+    label = "Reach the install screen through Traefik"
+
+    def run(self, ctx: StepContext) -> None:
+        site = site_of(ctx)
+        deadline = time.monotonic() + settings.FARM_REACHABLE_TIMEOUT
+        last = "no answer yet"
+        while True:
+            try:
+                status, body = probe_install_screen(site.domain)
+                if status == 200 and all(m in body for m in INSTALL_MARKERS):
+                    ctx.log(
+                        f"GET /wp-admin/install.php with Host {site.domain}: 200, "
+                        "WordPress install screen"
+                    )
+                    return
+                last = f"HTTP {status}: {' '.join(body.split())[:160]}"
+            except requests.RequestException as exc:
+                last = str(exc)
+            if time.monotonic() > deadline:
+                raise FarmError(
+                    f"{site.domain} did not show the install screen through "
+                    f"Traefik within {settings.FARM_REACHABLE_TIMEOUT} s ({last})",
+                    retryable=True,
+                )
+            ctx.check_cancelled()
+            time.sleep(1)
+
+
+class Monitoring(Step):
+    name = "monitoring"
+    label = "Add the site to monitoring"
+
+    def run(self, ctx: StepContext) -> None:
+        site = site_of(ctx)
+        written = prometheus.write_site_target(
+            site_id=site.pk, domain=site.domain, tenant=site.tenant.slug
+        )
+        ctx.log(f"{'wrote' if written else 'kept'} {prometheus.target_file(site.pk).name}")
+
+    def undo(self, ctx: StepContext) -> None:
+        removed = prometheus.remove_site_target(site_of(ctx).pk)
+        ctx.log("removed the probe target" if removed else "no probe target")
+
+
+class BackupSchedule(Step):
+    name = "backups"
+    label = "Create the backup policy"
+
+    def run(self, ctx: StepContext) -> None:
+        from backups.models import BackupPolicy
+        from backups.schedule import first_due_times
+
+        site = site_of(ctx)
+        policy, created = BackupPolicy.objects.get_or_create(site=site)
+        if created or policy.next_db_at is None:
+            policy.next_db_at, policy.next_files_at = first_due_times(policy, timezone.now())
+            policy.save(update_fields=["next_db_at", "next_files_at"])
+        ctx.log(
+            f"{'created' if created else 'kept'} the policy: database daily at "
+            f"{policy.db_daily_at:%H:%M} and every {policy.db_every_hours} h, files daily "
+            f"at {policy.files_daily_at:%H:%M}; keep {policy.keep_daily} daily, "
+            f"{policy.keep_weekly} weekly, {policy.keep_monthly} monthly"
+        )
+
+    def undo(self, ctx: StepContext) -> None:
+        from backups.models import BackupPolicy
+
+        deleted, _ = BackupPolicy.objects.filter(site=site_of(ctx)).delete()
+        ctx.log("removed the backup policy" if deleted else "no backup policy")
+
+
+class MaintenanceOn(Step):
+    name = "maintenance_on"
+    label = "Show the maintenance page"
+
+    def run(self, ctx: StepContext) -> None:
+        Site.objects.filter(pk=ctx.operation.target_id).update(maintenance=True)
+        ctx.log(f"maintenance service {apply_maintenance()}")
+
+    def undo(self, ctx: StepContext) -> None:
+        MaintenanceOff().run(ctx)
+
+
+class MaintenanceOff(Step):
+    name = "maintenance_off"
+    label = "Remove the maintenance page"
+
+    def run(self, ctx: StepContext) -> None:
+        Site.objects.filter(pk=ctx.operation.target_id).update(maintenance=False)
+        ctx.log(f"maintenance service {apply_maintenance()}")
+
+
+class ScaleDown(Step):
+    name = "scale_down"
+    label = "Stop the site's containers"
+
+    def run(self, ctx: StepContext) -> None:
+        done = swarm_site.scale_stack(site_of(ctx).pk, 0, ctx.log)
+        if not done:
+            ctx.log("already scaled to zero")
+
+    def undo(self, ctx: StepContext) -> None:
+        swarm_site.scale_stack(site_of(ctx).pk, 1, ctx.log)
+
+
+class ScaleUp(Step):
+    name = "scale_up"
+    label = "Start the site's containers"
+
+    def run(self, ctx: StepContext) -> None:
+        done = swarm_site.scale_stack(site_of(ctx).pk, 1, ctx.log)
+        if not done:
+            ctx.log("already running")
+
+
+class RemoveStack(SwarmStack):
+    name = "remove_stack"
+    label = "Remove services, network, secrets and config"
+
+    def run(self, ctx: StepContext) -> None:
+        SwarmStack.undo(self, ctx)
+
+    def undo(self, ctx: StepContext) -> None:
+        ctx.log("A deleted stack is not brought back by roll back; restore from a backup.")
+
+
+class RemoveDns(Dns):
+    name = "remove_dns"
+    label = "Remove the DNS record"
+
+    def run(self, ctx: StepContext) -> None:
+        Dns.undo(self, ctx)
+
+    def undo(self, ctx: StepContext) -> None:
+        ctx.log("Nothing to undo.")
+
+
+class RemoveMonitoring(Monitoring):
+    name = "remove_monitoring"
+    label = "Remove the site from monitoring"
+
+    def run(self, ctx: StepContext) -> None:
+        Monitoring.undo(self, ctx)
+
+    def undo(self, ctx: StepContext) -> None:
+        ctx.log("Nothing to undo.")
+
+
+class DropDatabase(Database):
+    name = "drop_database"
+    label = "Drop the database and its user"
+
+    def run(self, ctx: StepContext) -> None:
+        Database.undo(self, ctx)
+
+    def undo(self, ctx: StepContext) -> None:
+        ctx.log("Nothing to undo.")
+
+
+class PurgeFiles(Step):
+    name = "purge_files"
+    label = "Delete files (only when purging)"
+
+    def run(self, ctx: StepContext) -> None:
+        if not ctx.params.get("purge"):
+            ctx.skip(f"kept {files.site_path(site_of(ctx).pk)} (not purged)")
+        removed = files.remove_site_files(site_of(ctx).pk)
+        ctx.log("deleted the site directory" if removed else "no site directory")

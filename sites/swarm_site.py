@@ -1,0 +1,249 @@
+"""Make the Swarm match a site's stack spec, or remove the stack; both idempotent."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import docker
+import docker.errors
+from django.conf import settings
+
+from nodes.swarm import (
+    MANAGED_LABEL,
+    STACK_LABEL,
+    SwarmError,
+    TaskState,
+    apply_service,
+    client,
+    container_health,
+    find_service,
+    remove_service,
+    scale_service,
+    service_tasks,
+    translate_errors,
+    wait_converged,
+)
+from sites.stack import SiteStackSpec, network_name, stack_name
+
+Log = Callable[[str], None]
+
+
+@cache
+def _gateway_address() -> str:
+    with translate_errors("Looking up docker_gwbridge"):
+        net = client().networks.get("docker_gwbridge")
+    return str(net.attrs["IPAM"]["Config"][0]["Gateway"])
+
+
+def site_db_host() -> str:
+    """Where php-fpm finds its database. ``auto`` (one machine): the farm's MariaDB
+    through its published port on this node's gateway, so php needs no shared
+    network; production sets ProxySQL's address."""
+    if settings.FARM_SITE_DB_HOST != "auto":
+        return str(settings.FARM_SITE_DB_HOST)
+    return f"{_gateway_address()}:{settings.FARM_MARIADB_PORT}"
+
+
+def _labels(stack: str) -> dict[str, str]:
+    return {STACK_LABEL: stack, MANAGED_LABEL: "true"}
+
+
+def ensure_network(cli: docker.DockerClient, spec: SiteStackSpec) -> bool:
+    with translate_errors(f"Creating network {spec.network}"):
+        if [n for n in cli.networks.list(names=[spec.network]) if n.name == spec.network]:
+            return False
+        cli.networks.create(
+            spec.network,
+            driver="overlay",
+            attachable=False,
+            scope="swarm",
+            options={"encrypted": "true"},
+            labels=_labels(spec.stack),
+        )
+    return True
+
+
+def ensure_objects(cli: docker.DockerClient, spec: SiteStackSpec) -> list[str]:
+    done = []
+    with translate_errors(f"Creating the secrets and configs of {spec.stack}"):
+        for secret in spec.secrets:
+            if not [
+                s for s in cli.secrets.list(filters={"name": secret.name}) if s.name == secret.name
+            ]:
+                cli.secrets.create(
+                    name=secret.name, data=secret.content.encode(), labels=_labels(spec.stack)
+                )
+                done.append(f"created secret {secret.name}")
+        for config in spec.configs:
+            if not [
+                c for c in cli.configs.list(filters={"name": config.name}) if c.name == config.name
+            ]:
+                cli.configs.create(
+                    name=config.name, data=config.content.encode(), labels=_labels(spec.stack)
+                )
+                done.append(f"created config {config.name}")
+    return done
+
+
+def apply_stack(spec: SiteStackSpec, log: Log) -> list[str]:
+    """Network, secrets, configs, services; then drop what the spec no longer uses."""
+    cli = client()
+    done = []
+    if ensure_network(cli, spec):
+        done.append(f"created network {spec.network} (encrypted)")
+    done += ensure_objects(cli, spec)
+    for sdef in spec.services:
+        outcome = apply_service(cli, sdef)
+        if outcome != "unchanged":
+            done.append(f"{outcome} service {sdef.name}")
+    wanted = set(spec.service_names)
+    for svc in stack_services(cli, spec.stack):
+        if svc["Spec"]["Name"] not in wanted:  # e.g. redis after the cache was turned off
+            remove_service(cli, svc["Spec"]["Name"])
+            done.append(f"removed service {svc['Spec']['Name']}")
+    done += prune_objects(cli, spec.stack, keep={o.name for o in [*spec.secrets, *spec.configs]})
+    for line in done:
+        log(line)
+    return done
+
+
+def stack_services(cli: docker.DockerClient, stack: str) -> list[dict[str, Any]]:
+    with translate_errors(f"Listing the services of {stack}"):
+        return [dict(s) for s in cli.api.services(filters={"label": f"{STACK_LABEL}={stack}"})]
+
+
+def prune_objects(cli: docker.DockerClient, stack: str, keep: set[str]) -> list[str]:
+    """Remove the stack's secrets/configs not in ``keep`` and not used by a service."""
+    done = []
+    in_use: set[str] = set()
+    for svc in stack_services(cli, stack):
+        container = svc["Spec"]["TaskTemplate"]["ContainerSpec"]
+        in_use.update(r["SecretName"] for r in container.get("Secrets") or [])
+        in_use.update(r["ConfigName"] for r in container.get("Configs") or [])
+    with translate_errors(f"Pruning the secrets and configs of {stack}"):
+        for collection, kind in ((cli.secrets, "secret"), (cli.configs, "config")):
+            for obj in collection.list(filters={"label": f"{STACK_LABEL}={stack}"}):
+                if obj.name in keep or obj.name in in_use:
+                    continue
+                try:
+                    obj.remove()
+                except docker.errors.APIError:
+                    continue  # still referenced by a task that is going away: next time
+                done.append(f"removed {kind} {obj.name}")
+    return done
+
+
+def wait_stack(
+    spec: SiteStackSpec,
+    *,
+    log: Log,
+    timeout_s: float,
+    check_cancelled: Callable[[], None] | None = None,
+) -> None:
+    wait_converged(
+        client(),
+        spec.service_names,
+        timeout_s=timeout_s,
+        on_progress=log,
+        check_cancelled=check_cancelled,
+    )
+
+
+def remove_stack(site_id: int, log: Log) -> list[str]:
+    """Services, then (once their containers are gone) network, secrets, configs."""
+    cli = client()
+    stack = stack_name(site_id)
+    done = []
+    names = [s["Spec"]["Name"] for s in stack_services(cli, stack)]
+    for name in names:
+        if remove_service(cli, name):
+            done.append(f"removed service {name}")
+    _wait_gone(cli, set(names))
+    with translate_errors(f"Removing network {network_name(site_id)}"):
+        for net in cli.networks.list(names=[network_name(site_id)]):
+            if net.name == network_name(site_id):
+                _retry(net.remove)
+                done.append(f"removed network {net.name}")
+    done += prune_objects(cli, stack, keep=set())
+    for line in done:
+        log(line)
+    return done
+
+
+def _wait_gone(cli: docker.DockerClient, services: set[str], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while services and time.monotonic() < deadline:
+        with translate_errors("Listing containers"):
+            left = [
+                c
+                for c in cli.containers.list(all=True)
+                if c.labels.get("com.docker.swarm.service.name") in services
+            ]
+        if not left:
+            return
+        time.sleep(0.5)
+
+
+def _retry(action: Callable[[], Any], attempts: int = 20) -> None:
+    for attempt in range(attempts):
+        try:
+            action()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if attempt == attempts - 1:
+                raise SwarmError(str(exc.explanation), retryable=True) from exc
+            time.sleep(0.5)
+
+
+def scale_stack(site_id: int, replicas: int, log: Log) -> list[str]:
+    cli = client()
+    done = []
+    for svc in stack_services(cli, stack_name(site_id)):
+        name = svc["Spec"]["Name"]
+        if scale_service(cli, name, replicas):
+            done.append(f"scaled {name} to {replicas}")
+    for line in done:
+        log(line)
+    return done
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    image: str
+    replicas: int | None
+    tasks: list[TaskState]
+    health: dict[str, str | None]
+
+
+def stack_state(site_id: int) -> list[ServiceState]:
+    """What the Swarm says about the site's services, for its page."""
+    cli = client()
+    states = []
+    for svc in stack_services(cli, stack_name(site_id)):
+        name = svc["Spec"]["Name"]
+        tasks = [
+            t
+            for t in service_tasks(cli, name)
+            if t.desired == "running" or t.state in ("failed", "rejected")
+        ][:5]
+        states.append(
+            ServiceState(
+                name=name,
+                image=svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0],
+                replicas=svc["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas"),
+                tasks=tasks,
+                health={t.task_id: container_health(cli, t.container_id) for t in tasks},
+            )
+        )
+    return sorted(states, key=lambda s: s.name)
+
+
+def service_exists(name: str) -> bool:
+    return find_service(client(), name) is not None
