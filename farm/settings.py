@@ -18,6 +18,7 @@ from farm.env import (
     database_settings,
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_json_dict,
     env_list,
@@ -294,6 +295,13 @@ FARM_PROMETHEUS_URL = env_str("FARM_PROMETHEUS_URL", f"http://127.0.0.1:{FARM_PR
 FARM_ALERTMANAGER_PORT = env_int("FARM_ALERTMANAGER_PORT", 19093, minimum=1)
 FARM_PROMETHEUS_TARGETS_DIR = Path(
     env_str("FARM_PROMETHEUS_TARGETS_DIR", str(VAR_DIR / "prometheus" / "targets"))
+)
+# CPU reservations (admission control, not limits) are those of the reference
+# design in production (php-fpm 0.25 CPU per site: ~25 sites on 8 vCPU); a
+# development machine with 2 cores scales them down so it can hold a few dozen
+# demo sites. Memory reservations are never scaled.
+FARM_CPU_RESERVATION_SCALE = env_float(
+    "FARM_CPU_RESERVATION_SCALE", 1.0 if PRODUCTION else 0.1, minimum=0.0
 )
 # Where the panel reaches Traefik's web entry point to check a site answers.
 FARM_EDGE_URL = env_str("FARM_EDGE_URL", f"http://127.0.0.1:{FARM_HTTP_PORT}")

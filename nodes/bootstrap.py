@@ -33,6 +33,7 @@ from nodes.swarm import (
     client,
     reset_client_cache,
     translate_errors,
+    wait_containers_gone,
     wait_converged,
 )
 
@@ -331,7 +332,8 @@ def farm_down(*, purge_data: bool = False, progress: Progress = print) -> Report
             except docker.errors.NotFound:
                 continue
         report.changed(f"removed service {svc.name}")
-    _wait_containers_gone(cli, {s.name for s in services}, progress)
+    if not wait_containers_gone(cli, {s.name for s in services}):
+        progress("some containers are still stopping; continuing")
     for kind in ("networks", "configs", "secrets", "volumes"):
         collection: Any = getattr(cli, kind)
         with translate_errors(f"Listing {kind}"):
@@ -353,31 +355,15 @@ def farm_down(*, purge_data: bool = False, progress: Progress = print) -> Report
                     f"removed farm role labels from {node.attrs['Description']['Hostname']}"
                 )
     if purge_data:
-        for path in (settings.FARM_MARIADB_DATA, settings.FARM_PROMETHEUS_TARGETS_DIR):
+        for path in (
+            settings.FARM_MARIADB_DATA,
+            settings.FARM_PROMETHEUS_TARGETS_DIR,
+            settings.FARM_SITES_ROOT,
+        ):
             if Path(path).exists():
                 shutil.rmtree(path)
                 report.changed(f"deleted {path}")
     return report
-
-
-def _wait_containers_gone(
-    cli: docker.DockerClient, services: set[str], progress: Progress, timeout_s: float = 90
-) -> None:
-    """Networks cannot be removed while a task's container is still attached."""
-    deadline = time.monotonic() + timeout_s
-    while services:
-        with translate_errors("Listing containers"):
-            left = [
-                c
-                for c in cli.containers.list(all=True)
-                if c.labels.get("com.docker.swarm.service.name") in services
-            ]
-        if not left:
-            return
-        if time.monotonic() > deadline:
-            progress(f"{len(left)} containers still stopping; continuing")
-            return
-        time.sleep(1)
 
 
 def _remove_with_retry(obj: Any, what: str, attempts: int = 20) -> None:

@@ -53,6 +53,8 @@ class SiteRuntime:
     wp_root: str  # WordPress core inside the php and nginx containers
     config_path: str  # where the generated wp-config is mounted
     content_dir: str  # where the site's own directory is mounted (WP_CONTENT_DIR)
+    # php-fpm's health check (a FastCGI ping), or None when the image has no tool for it.
+    php_health: tuple[str, ...] | None = None
 
 
 # Debian's WordPress reads /etc/wordpress/config-default.php; the upstream
@@ -66,6 +68,7 @@ _RUNTIMES = {
             "/usr/share/wordpress",
             "/etc/wordpress/config-default.php",
             "/var/www/site",
+            php_health=("CMD", "/usr/local/bin/php-fpm-healthcheck"),
         ),
     ],
     "upstream": [

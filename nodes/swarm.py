@@ -270,7 +270,11 @@ def _build(cli: docker.DockerClient, sdef: ServiceDef) -> dict[str, Any]:
     resources = dt.Resources(
         cpu_limit=int(sdef.cpu_limit * SECOND_NS) if sdef.cpu_limit else None,
         mem_limit=sdef.mem_limit_mb * 1024 * 1024 if sdef.mem_limit_mb else None,
-        cpu_reservation=int(sdef.cpu_reservation * SECOND_NS) if sdef.cpu_reservation else None,
+        cpu_reservation=(
+            int(sdef.cpu_reservation * settings.FARM_CPU_RESERVATION_SCALE * SECOND_NS) or None
+            if sdef.cpu_reservation
+            else None
+        ),
         mem_reservation=(
             sdef.mem_reservation_mb * 1024 * 1024 if sdef.mem_reservation_mb else None
         ),
@@ -549,3 +553,25 @@ def _task_problem(tasks: list[TaskState], current: list[TaskState]) -> str:
         worst = failures[0]
         return f"{worst.state}: {worst.error or worst.message}"  # e.g. "No such image: ..."
     return ""
+
+
+def wait_containers_gone(
+    cli: docker.DockerClient, services: set[str], *, timeout_s: float = 90
+) -> bool:
+    """Wait until no container of these services is left (a network cannot be removed
+    while one is attached). True when they are gone, False at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while services:
+        with translate_errors("Listing containers"):
+            # The summary list: inspecting each would race with their removal.
+            left = [
+                c
+                for c in cli.api.containers(all=True)
+                if c.get("Labels", {}).get("com.docker.swarm.service.name") in services
+            ]
+        if not left:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True

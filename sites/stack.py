@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from nodes.capacity import SITE_SERVICES
 from nodes.image_map import SiteRuntime, image_for, site_runtime
 from nodes.platform import role_label
 from nodes.swarm import FileRef, Health, Mount, NamedContent, ServiceDef
@@ -142,9 +143,13 @@ def build_spec(site: Site, *, db_host: str) -> SiteStackSpec:
         constraints=workers,
         cpu_limit=0.5,
         mem_limit_mb=384,
-        cpu_reservation=0.25,
-        mem_reservation_mb=192,
+        cpu_reservation=SITE_SERVICES["php"].cpu,
+        mem_reservation_mb=SITE_SERVICES["php"].memory_mb,
         labels={"farm.site": str(site.pk), "farm.role": "php"},
+        # Checked every 2 s so a new site is known healthy within seconds.
+        health=Health(runtime.php_health, interval_s=2, start_period_s=30)
+        if runtime.php_health
+        else None,
     )
     nginx = ServiceDef(
         name=f"{stack}_nginx",
@@ -156,8 +161,8 @@ def build_spec(site: Site, *, db_host: str) -> SiteStackSpec:
         constraints=workers,
         cpu_limit=0.25,
         mem_limit_mb=64,
-        cpu_reservation=0.05,
-        mem_reservation_mb=32,
+        cpu_reservation=SITE_SERVICES["nginx"].cpu,
+        mem_reservation_mb=SITE_SERVICES["nginx"].memory_mb,
         labels={
             "farm.site": str(site.pk),
             "farm.role": "nginx",
@@ -165,7 +170,7 @@ def build_spec(site: Site, *, db_host: str) -> SiteStackSpec:
         },
         health=Health(
             ("CMD", "busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"),
-            interval_s=5,
+            interval_s=2,
             start_period_s=5,
         ),
     )
@@ -181,10 +186,10 @@ def build_spec(site: Site, *, db_host: str) -> SiteStackSpec:
                 constraints=workers,
                 cpu_limit=0.25,
                 mem_limit_mb=64,
-                cpu_reservation=0.05,
-                mem_reservation_mb=32,
+                cpu_reservation=SITE_SERVICES["redis"].cpu,
+                mem_reservation_mb=SITE_SERVICES["redis"].memory_mb,
                 labels={"farm.site": str(site.pk), "farm.role": "redis"},
-                health=Health(("CMD", "redis-cli", "ping"), interval_s=5, start_period_s=5),
+                health=Health(("CMD", "redis-cli", "ping"), interval_s=2, start_period_s=5),
             )
         )
     return SiteStackSpec(

@@ -25,6 +25,7 @@ from nodes.swarm import (
     scale_service,
     service_tasks,
     translate_errors,
+    wait_containers_gone,
     wait_converged,
 )
 from sites.stack import SiteStackSpec, network_name, stack_name
@@ -162,7 +163,7 @@ def remove_stack(site_id: int, log: Log) -> list[str]:
     for name in names:
         if remove_service(cli, name):
             done.append(f"removed service {name}")
-    _wait_gone(cli, set(names))
+    wait_containers_gone(cli, set(names), timeout_s=60)
     with translate_errors(f"Removing network {network_name(site_id)}"):
         for net in cli.networks.list(names=[network_name(site_id)]):
             if net.name == network_name(site_id):
@@ -172,20 +173,6 @@ def remove_stack(site_id: int, log: Log) -> list[str]:
     for line in done:
         log(line)
     return done
-
-
-def _wait_gone(cli: docker.DockerClient, services: set[str], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while services and time.monotonic() < deadline:
-        with translate_errors("Listing containers"):
-            left = [
-                c
-                for c in cli.containers.list(all=True)
-                if c.labels.get("com.docker.swarm.service.name") in services
-            ]
-        if not left:
-            return
-        time.sleep(0.5)
 
 
 def _retry(action: Callable[[], Any], attempts: int = 20) -> None:

@@ -40,3 +40,14 @@ def test_pages_show_a_banner_when_provisioning_is_unavailable(no_engine, owner):
     body = client_for(owner).get(reverse("dashboard")).content.decode()
     assert "Provisioning is unavailable" in body
     assert "does not answer" in body
+
+
+def test_capacity_constants_match_what_the_stacks_reserve():
+    from nodes.capacity import PLATFORM, SITE_SERVICES
+    from nodes.platform import SECRET_FILES, service_defs
+    from sites.maintenance import maintenance_service
+
+    platform = [*service_defs({name: "x" for name in SECRET_FILES}), maintenance_service({})]
+    assert PLATFORM.cpu == pytest.approx(sum(s.cpu_reservation or 0 for s in platform))
+    assert PLATFORM.memory_mb == sum(s.mem_reservation_mb or 0 for s in platform)
+    assert set(SITE_SERVICES) == {"php", "nginx", "redis"}

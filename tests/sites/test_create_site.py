@@ -141,6 +141,21 @@ def test_a_site_no_worker_has_room_for_is_refused_with_why(operator, tenant, wor
     assert not Site.objects.exists()
 
 
+def test_cpu_reservations_count_too(operator, tenant, worker_node, settings):
+    settings.FARM_CPU_RESERVATION_SCALE = 1.0
+    worker_node.cpus = 1  # the platform reserves 0.35, each site 0.35
+    worker_node.save()
+    Site.objects.create(tenant=tenant, domain="one.example.com", status="active")
+    with pytest.raises(CapacityError, match="CPUs"):
+        services.create_site(
+            tenant=tenant,
+            domain="two.example.com",
+            image_choice="php8.2",
+            cache_enabled=True,
+            actor=operator,
+        )
+
+
 def test_no_known_worker_is_refused(operator, tenant):
     with pytest.raises(CapacityError, match="No ready worker node is known"):
         services.create_site(

@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--purge-data",
             action="store_true",
-            help="Also delete the MariaDB datadir and Prometheus targets.",
+            help="Also delete the MariaDB datadir, Prometheus targets and site files.",
         )
 
     def handle(self, *args: Any, purge_data: bool, **options: Any) -> None:
