@@ -71,7 +71,7 @@ def main() -> None:
     actor = User.objects.filter(email="bench@farm.localhost").first() or User.objects.create_user(
         "bench@farm.localhost", None, is_staff=True
     )
-    log = (ROOT / "var" / "bench-qcluster.log").open("ab")  # noqa: SIM115
+    log = (ROOT / "var" / "bench-qcluster.log").open("ab")
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
         cwd=ROOT,

@@ -24,4 +24,4 @@ def _slow_apply_service(cli: Any, sdef: Any) -> Any:
     return outcome
 
 
-swarm_site.apply_service = _slow_apply_service  # type: ignore[assignment]
+swarm_site.apply_service = _slow_apply_service
