@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from backups.models import Backup, BackupPolicy
+from backups.models import Backup, BackupPolicy, RepositoryCheck, Restore
 
 
 @admin.register(Backup)
@@ -45,3 +45,35 @@ class BackupPolicyAdmin(admin.ModelAdmin[BackupPolicy]):
     list_editable = ["enabled", "db_every_hours", "keep_daily", "keep_weekly", "keep_monthly"]
     search_fields = ["site__domain"]
     list_select_related = ["site"]
+
+
+@admin.register(Restore)
+class RestoreAdmin(admin.ModelAdmin[Restore]):
+    list_display = [
+        "id",
+        "site",
+        "scope",
+        "target",
+        "status",
+        "verified",
+        "rto_seconds",
+        "is_drill",
+        "started_at",
+    ]
+    list_filter = ["status", "target", "scope", "is_drill", "verified"]
+    search_fields = ["site__domain", "db_snapshot_id", "files_snapshot_id"]
+    list_select_related = ["site"]
+    readonly_fields = [f.name for f in Restore._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False  # restores start from the wizard, which records who and why
+
+
+@admin.register(RepositoryCheck)
+class RepositoryCheckAdmin(admin.ModelAdmin[RepositoryCheck]):
+    list_display = ["started_at", "read_data_subset", "ok", "seconds"]
+    list_filter = ["ok"]
+    readonly_fields = [f.name for f in RepositoryCheck._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 
+from django.conf import settings
 from django.db import models
 
 from farm.models import TenantScopedQuerySet
@@ -98,6 +99,12 @@ class BackupPolicy(models.Model):
     keep_monthly = models.PositiveSmallIntegerField(default=6)
     next_db_at = models.DateTimeField(null=True, blank=True, db_index=True)
     next_files_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Set by the scheduler tick when a kind falls due; cleared once its backup started.
+    db_claimed_at = models.DateTimeField(null=True, blank=True)
+    files_claimed_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveSmallIntegerField(
+        default=0, help_text="Consecutive failed scheduled backups (for back-off)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -106,3 +113,114 @@ class BackupPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"Backup policy of {self.site}"
+
+
+class RestoreScope(models.TextChoices):
+    DB = "db", "Database"
+    FILES = "files", "Files"
+    BOTH = "both", "Database and files"
+
+
+class RestoreTarget(models.TextChoices):
+    IN_PLACE = "in_place", "In place"
+    BESIDE = "beside", "Beside (a preview site)"
+
+
+class RestoreStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Restored and verified"
+    FAILED = "failed", "Failed"
+    SWITCHED = "switched", "Switched to the preview"
+    DISCARDED = "discarded", "Preview removed"
+
+
+RTO_TARGET = timedelta(hours=1)
+RPO_TARGET = timedelta(hours=6)
+
+
+class RestoreQuerySet(TenantScopedQuerySet):
+    tenant_path = "site__tenant"
+
+
+class Restore(models.Model):
+    """One restore, from the wizard or a drill, with its measured RTO."""
+
+    Scope = RestoreScope
+    Target = RestoreTarget
+    Status = RestoreStatus
+
+    site = models.ForeignKey("sites.Site", on_delete=models.PROTECT, related_name="restores")
+    preview_site = models.ForeignKey(
+        "sites.Site", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    scope = models.CharField(max_length=10, choices=RestoreScope.choices)
+    target = models.CharField(max_length=10, choices=RestoreTarget.choices)
+    point_in_time = models.DateTimeField(help_text="The state the site is restored to.")
+    db_snapshot_id = models.CharField(max_length=64, blank=True)
+    files_snapshot_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=10, choices=RestoreStatus.choices, default="running")
+    operation = models.ForeignKey(
+        "farm.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    safety_db_backup = models.ForeignKey(
+        Backup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    safety_files_backup = models.ForeignKey(
+        Backup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    verification = models.JSONField(default=dict, blank=True)
+    verified = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    is_drill = models.BooleanField(default=False, db_index=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rto_seconds = models.FloatField(null=True, blank=True, help_text="Confirm to verified.")
+    switched_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RestoreQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Restore #{self.pk} of {self.site} ({self.get_target_display().lower()})"
+
+    @property
+    def rto(self) -> timedelta | None:
+        return None if self.rto_seconds is None else timedelta(seconds=self.rto_seconds)
+
+    @property
+    def within_rto_target(self) -> bool | None:
+        return None if self.rto is None else self.rto <= RTO_TARGET
+
+    def can_switch(self) -> bool:
+        return (
+            self.target == RestoreTarget.BESIDE
+            and self.status == RestoreStatus.SUCCEEDED
+            and self.preview_site_id is not None
+            and not self.is_drill
+        )
+
+
+class RepositoryCheck(models.Model):
+    """A `restic check --read-data-subset` run: the repository's data really reads back."""
+
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    read_data_subset = models.CharField(max_length=20, blank=True)
+    ok = models.BooleanField(default=False)
+    seconds = models.FloatField(null=True, blank=True)
+    output = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"check {self.read_data_subset} {'ok' if self.ok else 'FAILED'}"

@@ -1,18 +1,35 @@
-"""When backups fall due, from a site's policy (pure functions of the policy and a time)."""
+"""When backups fall due, and the minute tick that claims what is due.
+
+The tick must cost the same whatever the number of sites: it claims due
+policies with two UPDATEs (one per kind) and enqueues one task when anything
+was claimed, or when a claim was left behind (``STALE_CLAIM``). That task (a
+worker, not the tick) starts one backup operation per claimed site, moves each
+policy's next time on, and leaves a site whose previous backup is still
+running claimed, for a later tick to hand over again.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from backups.models import BackupPolicy
 
+# Back-off after a failed scheduled backup: 5 min, 15 min, 45 min, then the
+# normal schedule (an Alert is already firing by then).
+BACKOFF = (timedelta(minutes=5), timedelta(minutes=15), timedelta(minutes=45))
+
+# A claim still there this long after the tick made it was not started: its site was
+# busy (a restore holds its lock) or the task was lost. The tick hands it to the worker
+# again; it is never claimed twice, so nothing else would.
+STALE_CLAIM = timedelta(minutes=2)
+
 
 def next_daily(at: time, now: datetime) -> datetime:
-    today = now.astimezone(timezone.get_current_timezone()).replace(
-        hour=at.hour, minute=at.minute, second=0, microsecond=0
-    )
+    local = now.astimezone(timezone.get_current_timezone())
+    today = local.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
     return today if today > now else today + timedelta(days=1)
 
 
@@ -24,7 +41,48 @@ def next_db_due(policy: BackupPolicy, after: datetime) -> datetime:
     return daily
 
 
+def next_files_due(policy: BackupPolicy, after: datetime) -> datetime:
+    return next_daily(policy.files_daily_at, after)
+
+
 def first_due_times(policy: BackupPolicy, now: datetime) -> tuple[datetime, datetime]:
-    """A new site gets its first database backup soon (a new site has no restore point
-    at all), then follows its schedule; files at the next daily slot."""
-    return now + timedelta(minutes=5), next_daily(policy.files_daily_at, now)
+    """A new site gets its first database backup within minutes (until then it has
+    no restore point at all), then follows its schedule; files at the daily slot."""
+    return now + timedelta(minutes=2), next_files_due(policy, now)
+
+
+def retry_after_failure(failures: int, now: datetime) -> datetime | None:
+    """When to try a failed scheduled backup again, or None to wait for the schedule."""
+    if 1 <= failures <= len(BACKOFF):
+        return now + BACKOFF[failures - 1]
+    return None
+
+
+def tick(now: datetime | None = None) -> int:
+    """Claim every due backup; enqueue one task to start them. Constant queries."""
+    from django_q.tasks import async_task
+
+    now = now or timezone.now()
+    enabled = BackupPolicy.objects.filter(enabled=True, site__status__in=("active", "suspended"))
+    claimed = enabled.filter(next_db_at__lte=now, db_claimed_at__isnull=True).update(
+        db_claimed_at=now
+    )
+    claimed += enabled.filter(next_files_at__lte=now, files_claimed_at__isnull=True).update(
+        files_claimed_at=now
+    )
+    if claimed or left_behind(now).exists():
+        async_task("backups.tasks.start_claimed_backups", group="backups")
+    return claimed
+
+
+def left_behind(now: datetime) -> QuerySet[BackupPolicy]:
+    stale = now - STALE_CLAIM
+    return BackupPolicy.objects.filter(Q(db_claimed_at__lte=stale) | Q(files_claimed_at__lte=stale))
+
+
+def claimed_policies() -> list[BackupPolicy]:
+    return list(
+        BackupPolicy.objects.select_related("site", "site__tenant")
+        .filter(Q(db_claimed_at__isnull=False) | Q(files_claimed_at__isnull=False))
+        .order_by("db_claimed_at", "files_claimed_at")
+    )

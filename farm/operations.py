@@ -188,8 +188,8 @@ def append_step_log(step_id: int, message: str) -> None:
     )
 
 
-def _conflict_for(target_type: str, target_id: str) -> OperationConflict:
-    running = Operation.objects.unfinished().for_target(target_type, target_id).first()
+def _conflict_for(key: str) -> OperationConflict:
+    running = Operation.objects.filter(lock_key=key).first()
     if running is None:
         return OperationConflict(
             "Another operation was started for this target at the same moment; try again.",
@@ -229,17 +229,20 @@ def start_operation(
     actor: User | None = None,
     params: dict[str, Any] | None = None,
     after_create: Callable[[Operation], None] | None = None,
+    lock_name: str = "",
 ) -> Operation:
     """Create the operation and its steps, and enqueue it after commit.
 
     Raises OperationConflict when the target already has an unfinished
     operation; the database's unique ``lock_key`` decides, so two concurrent
-    callers can never both succeed.
+    callers can never both succeed. ``lock_name`` locks something other than
+    the target itself (a restore holds its site's lock, so no backup of that
+    site can interleave with it).
     """
     kind = get_kind(kind_name)
     if kind.target_type != target_type:
         raise OperationStateError(f"{kind_name} acts on {kind.target_type}, not {target_type}.")
-    key = f"{target_type}:{target_id}"
+    key = lock_name or f"{target_type}:{target_id}"
     try:
         with transaction.atomic():
             operation = Operation.objects.create(
@@ -251,6 +254,7 @@ def start_operation(
                 actor=actor,
                 params=params or {},
                 lock_key=key,
+                lock_name=key,
             )
             OperationStep.objects.bulk_create(
                 OperationStep(operation=operation, position=i, name=s.name, label=s.label)
@@ -260,7 +264,7 @@ def start_operation(
                 after_create(operation)
     except IntegrityError as exc:
         if Operation.objects.filter(lock_key=key).exists() or "lock_key" in str(exc):
-            raise _conflict_for(target_type, str(target_id)) from exc
+            raise _conflict_for(key) from exc
         raise
     enqueue(operation.pk)
     return operation
@@ -275,7 +279,7 @@ def _reopen(operation: Operation, *, mode: str, note: str) -> Operation:
             ).update(
                 status=OperationStatus.QUEUED,
                 mode=mode,
-                lock_key=operation.target_key,
+                lock_key=operation.lock_name or operation.target_key,
                 error="",
                 cancel_requested=False,
                 finished_at=None,
@@ -295,7 +299,7 @@ def _reopen(operation: Operation, *, mode: str, note: str) -> Operation:
             for step in operation.steps.exclude(status=StepStatus.PENDING):
                 append_step_log(step.pk, f"--- {note} ---")
     except IntegrityError as exc:
-        raise _conflict_for(operation.target_type, operation.target_id) from exc
+        raise _conflict_for(operation.lock_name or operation.target_key) from exc
     enqueue(operation.pk)
     operation.refresh_from_db()
     return operation

@@ -19,6 +19,17 @@ PERIODIC_TASKS: list[Periodic] = [
     Periodic("farm: re-enqueue stale operations", "farm.tasks.requeue_stale_operations", 1),
     Periodic("nodes: sync the node inventory", "nodes.tasks.sync_node_inventory", 1),
     Periodic("sites: reconcile with Swarm, MariaDB and disk", "sites.tasks.reconcile_sites", 10),
+    Periodic("sites: run WordPress cron", "sites.tasks.run_wordpress_cron", 5),
+    Periodic("backups: claim what is due", "backups.tasks.backup_tick", 1),
+    Periodic("backups: RPO check and alerts", "backups.tasks.check_rpo", 10),
+    Periodic(
+        "backups: verify a rotating 1/30 of the repository",
+        "backups.tasks.check_repository",
+        24 * 60,
+    ),
+    Periodic("backups: retention (forget and prune)", "backups.tasks.apply_retention", 24 * 60),
+    Periodic("backups: restore drill", "backups.tasks.run_drills", 24 * 60),
+    Periodic("backups: cluster database (mariabackup)", "backups.tasks.back_up_cluster", 24 * 60),
 ]
 
 

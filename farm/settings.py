@@ -309,7 +309,15 @@ FARM_CONVERGE_TIMEOUT = env_int("FARM_CONVERGE_TIMEOUT", 300, minimum=10)
 FARM_REACHABLE_TIMEOUT = env_int("FARM_REACHABLE_TIMEOUT", 120, minimum=5)
 FARM_SITES_ROOT = Path(env_str("FARM_SITES_ROOT", str(VAR_DIR / "sites")))
 # Cloudflare DNS for site records (sites/dns.py); unset token: DNS steps are skipped.
+# Backups: restic repository (local directory or S3/Spaces), password, timeouts.
+from backups.backup_settings import *  # noqa: E402, F403
 from sites.dns_settings import *  # noqa: E402, F403
+
+# Restores beside get "restore-<site>-<time>.<FARM_PREVIEW_DOMAIN>" (a wildcard
+# DNS name in production; *.localhost needs none here).
+FARM_PREVIEW_DOMAIN = env_str("FARM_PREVIEW_DOMAIN", "localhost")
+# How many randomly chosen sites the daily restore drill restores beside.
+FARM_DRILL_SAMPLE = env_int("FARM_DRILL_SAMPLE", 1, minimum=0)
 
 # How the Swarm's tasks reach the panel (Alertmanager's webhook).
 FARM_PANEL_URL_FROM_SWARM = env_str("FARM_PANEL_URL_FROM_SWARM", "http://172.17.0.1:8000")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 
 import requests
 from django.conf import settings
@@ -28,6 +29,25 @@ def site_of(ctx: StepContext) -> Site:
     return site
 
 
+SiteGetter = Callable[[StepContext], Site]
+
+
+class SiteStep(Step):
+    """A step acting on a site: by default the operation's target. Other operations
+    (a restore into a preview site) reuse the same steps on another site by passing
+    ``site=`` and, to keep step names unique in their kind, ``name=``/``label=``."""
+
+    def __init__(self, *, site: SiteGetter = site_of, name: str = "", label: str = "") -> None:
+        self._site = site
+        if name:
+            self.name = name  # type: ignore[misc]
+        if label:
+            self.label = label  # type: ignore[misc]
+
+    def site(self, ctx: StepContext) -> Site:
+        return self._site(ctx)
+
+
 def choose_shard(exclude_site: int | None = None) -> str:
     """The public network shard with the most room (each holds FARM_SITES_PER_SHARD)."""
     counts = dict(
@@ -48,12 +68,12 @@ def choose_shard(exclude_site: int | None = None) -> str:
     return best
 
 
-class Allocate(Step):
+class Allocate(SiteStep):
     name = "allocate"
     label = "Allocate names and secrets"
 
     def run(self, ctx: StepContext) -> None:
-        site = site_of(ctx)
+        site = self.site(ctx)
         changed = []
         if not site.db_name:
             site.db_name = site.db_user = f"wp_{site.pk}"
@@ -75,19 +95,19 @@ class Allocate(Step):
         )
 
 
-class Database(Step):
+class Database(SiteStep):
     name = "database"
     label = "Create the database and its user"
 
     def run(self, ctx: StepContext) -> None:
-        site = site_of(ctx)
+        site = self.site(ctx)
         done = database.ensure_site_database(
             name=site.db_name, user=site.db_user, password=site.db_password
         )
         ctx.log("; ".join(done) or f"{site.db_name} and its user already exist")
 
     def undo(self, ctx: StepContext) -> None:
-        site = site_of(ctx)
+        site = self.site(ctx)
         if not site.db_name:
             ctx.log("No database was allocated.")
             return
@@ -95,43 +115,43 @@ class Database(Step):
         ctx.log("; ".join(done) or "nothing to drop")
 
 
-class Files(Step):
+class Files(SiteStep):
     name = "files"
     label = "Create the site directory"
 
     def run(self, ctx: StepContext) -> None:
-        site = site_of(ctx)
+        site = self.site(ctx)
         done = files.ensure_site_files(site.pk)
         ctx.log("; ".join(done) or f"{files.site_path(site.pk)} is ready")
 
     def undo(self, ctx: StepContext) -> None:
-        removed = files.remove_site_files(site_of(ctx).pk)
+        removed = files.remove_site_files(self.site(ctx).pk)
         ctx.log("removed the site directory" if removed else "no site directory")
 
 
-class SwarmStack(Step):
+class SwarmStack(SiteStep):
     name = "swarm"
     label = "Deploy network, secrets, config and services"
 
     def run(self, ctx: StepContext) -> None:
-        site = site_of(ctx)
+        site = self.site(ctx)
         spec = build_spec(site, db_host=swarm_site.site_db_host())
         done = swarm_site.apply_stack(spec, ctx.log)
         if not done:
             ctx.log(f"{spec.stack} already matches its spec")
 
     def undo(self, ctx: StepContext) -> None:
-        done = swarm_site.remove_stack(site_of(ctx).pk, ctx.log)
+        done = swarm_site.remove_stack(self.site(ctx).pk, ctx.log)
         if not done:
             ctx.log("nothing of the stack was left")
 
 
-class Converge(Step):
+class Converge(SiteStep):
     name = "converge"
     label = "Wait for every task to run"
 
     def run(self, ctx: StepContext) -> None:
-        site = site_of(ctx)
+        site = self.site(ctx)
         spec = build_spec(site, db_host=swarm_site.site_db_host())
         started = time.monotonic()
         swarm_site.wait_stack(
@@ -146,12 +166,12 @@ class Converge(Step):
         )
 
 
-class Dns(Step):
+class Dns(SiteStep):
     name = "dns"
     label = "Point DNS at the farm"
 
     def run(self, ctx: StepContext) -> None:
-        site = site_of(ctx)
+        site = self.site(ctx)
         config = dns.dns_config_from_settings()
         if config is None:
             ctx.skip("Cloudflare is not configured")
@@ -165,7 +185,7 @@ class Dns(Step):
         )
 
     def undo(self, ctx: StepContext) -> None:
-        site = site_of(ctx)
+        site = self.site(ctx)
         config = dns.dns_config_from_settings()
         if config is None or dns.managed_zone_for(site.domain, config) is None:
             ctx.log("no DNS record is managed for this domain")
@@ -185,12 +205,12 @@ def probe_install_screen(domain: str) -> tuple[int, str]:
     return response.status_code, response.text
 
 
-class Reachable(Step):
+class Reachable(SiteStep):
     name = "reachable"
     label = "Reach the install screen through Traefik"
 
     def run(self, ctx: StepContext) -> None:
-        site = site_of(ctx)
+        site = self.site(ctx)
         deadline = time.monotonic() + settings.FARM_REACHABLE_TIMEOUT
         last = "no answer yet"
         while True:
@@ -215,23 +235,23 @@ class Reachable(Step):
             time.sleep(1)
 
 
-class Monitoring(Step):
+class Monitoring(SiteStep):
     name = "monitoring"
     label = "Add the site to monitoring"
 
     def run(self, ctx: StepContext) -> None:
-        site = site_of(ctx)
+        site = self.site(ctx)
         written = prometheus.write_site_target(
             site_id=site.pk, domain=site.domain, tenant=site.tenant.slug
         )
         ctx.log(f"{'wrote' if written else 'kept'} {prometheus.target_file(site.pk).name}")
 
     def undo(self, ctx: StepContext) -> None:
-        removed = prometheus.remove_site_target(site_of(ctx).pk)
+        removed = prometheus.remove_site_target(self.site(ctx).pk)
         ctx.log("removed the probe target" if removed else "no probe target")
 
 
-class BackupSchedule(Step):
+class BackupSchedule(SiteStep):
     name = "backups"
     label = "Create the backup policy"
 
@@ -239,7 +259,7 @@ class BackupSchedule(Step):
         from backups.models import BackupPolicy
         from backups.schedule import first_due_times
 
-        site = site_of(ctx)
+        site = self.site(ctx)
         policy, created = BackupPolicy.objects.get_or_create(site=site)
         if created or policy.next_db_at is None:
             policy.next_db_at, policy.next_files_at = first_due_times(policy, timezone.now())
@@ -254,50 +274,53 @@ class BackupSchedule(Step):
     def undo(self, ctx: StepContext) -> None:
         from backups.models import BackupPolicy
 
-        deleted, _ = BackupPolicy.objects.filter(site=site_of(ctx)).delete()
+        deleted, _ = BackupPolicy.objects.filter(site=self.site(ctx)).delete()
         ctx.log("removed the backup policy" if deleted else "no backup policy")
 
 
-class MaintenanceOn(Step):
+def set_maintenance(site: Site, on: bool, log: Callable[[str], None]) -> None:
+    Site.objects.filter(pk=site.pk).update(maintenance=on)
+    log(f"maintenance page {'on' if on else 'off'} (service {apply_maintenance()})")
+
+
+class MaintenanceOn(SiteStep):
     name = "maintenance_on"
     label = "Show the maintenance page"
 
     def run(self, ctx: StepContext) -> None:
-        Site.objects.filter(pk=ctx.operation.target_id).update(maintenance=True)
-        ctx.log(f"maintenance service {apply_maintenance()}")
+        set_maintenance(self.site(ctx), True, ctx.log)
 
     def undo(self, ctx: StepContext) -> None:
-        MaintenanceOff().run(ctx)
+        set_maintenance(self.site(ctx), False, ctx.log)
 
 
-class MaintenanceOff(Step):
+class MaintenanceOff(SiteStep):
     name = "maintenance_off"
     label = "Remove the maintenance page"
 
     def run(self, ctx: StepContext) -> None:
-        Site.objects.filter(pk=ctx.operation.target_id).update(maintenance=False)
-        ctx.log(f"maintenance service {apply_maintenance()}")
+        set_maintenance(self.site(ctx), False, ctx.log)
 
 
-class ScaleDown(Step):
+class ScaleDown(SiteStep):
     name = "scale_down"
     label = "Stop the site's containers"
 
     def run(self, ctx: StepContext) -> None:
-        done = swarm_site.scale_stack(site_of(ctx).pk, 0, ctx.log)
+        done = swarm_site.scale_stack(self.site(ctx).pk, 0, ctx.log)
         if not done:
             ctx.log("already scaled to zero")
 
     def undo(self, ctx: StepContext) -> None:
-        swarm_site.scale_stack(site_of(ctx).pk, 1, ctx.log)
+        swarm_site.scale_stack(self.site(ctx).pk, 1, ctx.log)
 
 
-class ScaleUp(Step):
+class ScaleUp(SiteStep):
     name = "scale_up"
     label = "Start the site's containers"
 
     def run(self, ctx: StepContext) -> None:
-        done = swarm_site.scale_stack(site_of(ctx).pk, 1, ctx.log)
+        done = swarm_site.scale_stack(self.site(ctx).pk, 1, ctx.log)
         if not done:
             ctx.log("already running")
 
@@ -346,12 +369,12 @@ class DropDatabase(Database):
         ctx.log("Nothing to undo.")
 
 
-class PurgeFiles(Step):
+class PurgeFiles(SiteStep):
     name = "purge_files"
     label = "Delete files (only when purging)"
 
     def run(self, ctx: StepContext) -> None:
         if not ctx.params.get("purge"):
-            ctx.skip(f"kept {files.site_path(site_of(ctx).pk)} (not purged)")
-        removed = files.remove_site_files(site_of(ctx).pk)
+            ctx.skip(f"kept {files.site_path(self.site(ctx).pk)} (not purged)")
+        removed = files.remove_site_files(self.site(ctx).pk)
         ctx.log("deleted the site directory" if removed else "no site directory")

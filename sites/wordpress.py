@@ -68,6 +68,8 @@ define('WP_CONTENT_DIR', '{runtime.content_dir}/wp-content');
 define('WP_CONTENT_URL', '{scheme}://{site.domain}/wp-content');
 define('DISALLOW_FILE_EDIT', true);
 define('AUTOMATIC_UPDATER_DISABLED', true);
+// WordPress's own cron runs on page views; the farm calls wp-cron.php on a timer instead.
+define('DISABLE_WP_CRON', true);
 define('FS_METHOD', 'direct');
 define('WP_REDIS_HOST', 'redis');
 define('WP_CACHE_KEY_SALT', 'wp_{site.pk}:');

@@ -85,6 +85,12 @@ class Operation(models.Model):
         editable=False,
         help_text="Set while unfinished: one unfinished operation per target.",
     )
+    lock_name = models.CharField(
+        max_length=120,
+        blank=True,
+        editable=False,
+        help_text="What this operation locks while unfinished (usually its target).",
+    )
     status = models.CharField(
         max_length=20, choices=OperationStatus.choices, default=OperationStatus.QUEUED
     )

@@ -1,0 +1,107 @@
+"""The cluster-level physical backup: ``mariabackup --backup --galera-info`` of the farm's
+MariaDB, streamed from inside its container into restic (for whole-cluster recovery)."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from backups import restic
+from backups.mariadb_tools import physical_backup_producer
+from backups.models import Backup, BackupKind
+from backups.restic_stream import backup_stream
+from backups.steps import run_backup
+from farm.errors import FarmError
+from nodes.bootstrap import secret_value
+from nodes.swarm import client, translate_errors
+
+SERVICE = "farm_mariadb"
+FILENAME = "cluster.xbstream"
+
+
+def mariadb_container() -> str:
+    with translate_errors("Finding the MariaDB container"):
+        tasks = client().api.tasks(filters={"service": SERVICE, "desired-state": "running"})
+    for task in tasks:
+        container = task.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
+        if task.get("Status", {}).get("State") == "running" and container:
+            return str(container)
+    raise FarmError(
+        "The farm's MariaDB is not running here, so it cannot be backed up.", retryable=True
+    )
+
+
+def backup_cluster(*, reason: str, operation_id: int | None, log: Callable[[str], None]) -> Backup:
+    password = settings.FARM_MARIADB_ADMIN_PASSWORD or secret_value("mariadb-root-password")
+    container = mariadb_container()
+    # The password reaches mariabackup through the environment (docker exec -e NAME
+    # copies it from ours), never through an argument anyone could read.
+    producer = physical_backup_producer(
+        [
+            "docker",
+            "exec",
+            "-e",
+            "MYSQL_PWD",
+            container,
+            "mariabackup",
+            "--backup",
+            "--stream=xbstream",
+            "--galera-info",
+            "--user=root",
+            "--target-dir=/tmp",
+        ],
+        env={
+            "MYSQL_PWD": password,
+            **({"DOCKER_HOST": settings.DOCKER_HOST} if settings.DOCKER_HOST else {}),
+        },
+    )
+
+    def take(repo: restic.Repository, backup: Backup) -> tuple[restic.Summary, dict[str, Any]]:
+        summary = backup_stream(
+            repo, producer, filename=FILENAME, tags={"kind": "cluster", "backup": str(backup.pk)}
+        )
+        return summary, {"container": container[:12]}
+
+    return run_backup(
+        site=None,
+        kind=BackupKind.CLUSTER,
+        reason=reason,
+        operation_id=operation_id,
+        log=log,
+        take=take,
+    )
+
+
+def restore_cluster(snapshot_id: str, target_dir: Path, log: Callable[[str], None]) -> Path:
+    """Unpack a cluster snapshot into ``target_dir`` and prepare it with mariabackup, so
+    it can become a MariaDB datadir (copy it in with the server stopped)."""
+    target_dir.mkdir(parents=True, exist_ok=False)
+    repo = restic.repository_from_settings()
+    dump = restic.dump(repo, snapshot_id, FILENAME)
+    with tempfile.TemporaryFile() as err:
+        unpack = subprocess.run(
+            ["mbstream", "-x", "-C", str(target_dir)], stdin=dump.stdout, stderr=err, check=False
+        )
+        dump_rc = dump.wait()
+        if dump_rc != 0 or unpack.returncode != 0:
+            err.seek(0)
+            raise FarmError(
+                f"Unpacking snapshot {snapshot_id[:8]} failed: "
+                f"{err.read().decode(errors='replace')[-500:]}"
+            )
+    log(f"unpacked into {target_dir}")
+    prepare = subprocess.run(
+        ["mariabackup", "--prepare", f"--target-dir={target_dir}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if prepare.returncode != 0 or "completed OK!" not in prepare.stderr:
+        raise FarmError(f"mariabackup --prepare failed: {prepare.stderr[-500:]}")
+    log("prepared: the directory is a consistent datadir")
+    return target_dir

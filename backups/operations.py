@@ -1,0 +1,200 @@
+"""Operation kinds of the backups app: site backup, cluster backup, restore, switch, drill."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from django.utils import timezone
+
+from backups import restore_steps as rs
+from backups import switch_steps as ss
+from backups.models import BackupKind, BackupPolicy, Restore, RestoreStatus, RestoreTarget
+from backups.schedule import retry_after_failure
+from backups.steps import SiteBackupStep
+from farm.models import Operation
+from farm.operations import OperationKind, Step, register_kind
+from monitoring.alerts import raise_alert, resolve_alert
+from sites import steps as site_steps
+from sites.models import Site, SiteStatus
+
+
+def backup_alert_fingerprint(site_id: int) -> str:
+    return f"backup-failed-site-{site_id}"
+
+
+@register_kind
+class BackUpSite(OperationKind):
+    name = "backup.site"
+    label = "Back up"
+    target_type = "site"
+    steps = (
+        SiteBackupStep(BackupKind.DB, "Database: mariadb-dump into restic"),
+        SiteBackupStep(BackupKind.FILES, "Files: the site directory into restic"),
+        SiteBackupStep(BackupKind.CONFIG, "Config: the site's spec as JSON"),
+    )
+
+    def get_target(self, operation: Operation) -> Site:
+        return Site.objects.select_related("tenant").get(pk=operation.target_id)
+
+    def on_succeeded(self, operation: Operation) -> None:
+        BackupPolicy.objects.filter(site_id=operation.target_id).update(failures=0)
+        resolve_alert(backup_alert_fingerprint(int(operation.target_id)))
+
+    def on_failed(self, operation: Operation) -> None:
+        site = self.get_target(operation)
+        policy = BackupPolicy.objects.filter(site=site).first()
+        retry_note = ""
+        if policy is not None and operation.params.get("reason") == "scheduled":
+            policy.failures += 1
+            retry_at = retry_after_failure(policy.failures, timezone.now())
+            if retry_at is not None:
+                policy.next_db_at = min(policy.next_db_at or retry_at, retry_at)
+                retry_note = f" Retrying at {retry_at:%H:%M} UTC."
+            policy.save(update_fields=["failures", "next_db_at"])
+        raise_alert(
+            fingerprint=backup_alert_fingerprint(site.pk),
+            name="BackupFailed",
+            severity="critical",
+            site=site,
+            source="backup",
+            summary=f"Backup of {site.domain} failed",
+            description=operation.error + retry_note,
+        )
+
+
+class RestoreKind(OperationKind):
+    target_type = "restore"
+
+    def get_target(self, operation: Operation) -> Restore:
+        return Restore.objects.select_related("site", "site__tenant", "preview_site").get(
+            pk=operation.target_id
+        )
+
+
+PREVIEW_STEPS = (
+    rs.PreviewSite(),
+    site_steps.Allocate(
+        site=rs.preview_of, name="preview_allocate", label="Preview: allocate names and secrets"
+    ),
+    site_steps.Database(
+        site=rs.preview_of, name="preview_database", label="Preview: create its database"
+    ),
+    site_steps.Files(
+        site=rs.preview_of, name="preview_files", label="Preview: create its directory"
+    ),
+    site_steps.SwarmStack(
+        site=rs.preview_of, name="preview_swarm", label="Preview: deploy its stack"
+    ),
+    site_steps.Converge(
+        site=rs.preview_of, name="preview_converge", label="Preview: wait for its tasks"
+    ),
+)
+
+
+@register_kind
+class RestoreSite(RestoreKind):
+    name = "restore.site"
+    label = "Restore"
+    steps: ClassVar[Sequence[Step]] = (
+        rs.SafetyBackup(),
+        *PREVIEW_STEPS,
+        rs.Maintenance(),
+        rs.RestoreDatabase(),
+        rs.RestoreFiles(),
+        rs.EndMaintenance(),
+        rs.Verify(),
+    )
+
+    def on_succeeded(self, operation: Operation) -> None:
+        restore = self.get_target(operation)
+        now = timezone.now()
+        restore.status = RestoreStatus.SUCCEEDED
+        restore.finished_at = now
+        restore.error = ""
+        restore.save(update_fields=["status", "finished_at", "error"])
+        if restore.target == RestoreTarget.IN_PLACE:
+            Site.objects.filter(pk=restore.site_id).update(status=SiteStatus.ACTIVE, last_error="")
+        elif restore.preview_site_id:
+            Site.objects.filter(pk=restore.preview_site_id).update(status=SiteStatus.ACTIVE)
+
+    def on_failed(self, operation: Operation) -> None:
+        restore = self.get_target(operation)
+        restore.status = RestoreStatus.FAILED
+        restore.finished_at = timezone.now()
+        restore.error = operation.error
+        restore.save(update_fields=["status", "finished_at", "error"])
+        if restore.target == RestoreTarget.IN_PLACE:
+            Site.objects.filter(pk=restore.site_id).update(
+                status=SiteStatus.FAILED, last_error=f"Restore failed: {operation.error}"
+            )
+
+    def on_rolled_back(self, operation: Operation) -> None:
+        restore = self.get_target(operation)
+        restore.status = RestoreStatus.FAILED
+        restore.error = (restore.error or operation.error) + " (rolled back)"
+        restore.save(update_fields=["status", "error"])
+        if restore.target == RestoreTarget.IN_PLACE:
+            Site.objects.filter(pk=restore.site_id).update(status=SiteStatus.ACTIVE)
+
+
+@register_kind
+class RestoreDrill(RestoreSite):
+    """A scheduled proof: restore beside, verify, measure the RTO, remove the preview."""
+
+    name = "restore.drill"
+    label = "Restore drill"
+    steps = (*RestoreSite.steps, rs.RemovePreview())
+
+    def on_succeeded(self, operation: Operation) -> None:
+        super().on_succeeded(operation)
+        Restore.objects.filter(pk=operation.target_id).update(status=RestoreStatus.DISCARDED)
+
+
+@register_kind
+class SwitchToPreview(RestoreKind):
+    """Route the site's domain to the verified preview; the old stack keeps the
+    preview's name until someone deletes it."""
+
+    name = "restore.switch"
+    label = "Switch to the preview"
+    steps = (ss.SwapDomains(), ss.ApplyBothStacks(), ss.ConvergeBoth(), ss.VerifySwitched())
+
+    def on_succeeded(self, operation: Operation) -> None:
+        Restore.objects.filter(pk=operation.target_id).update(
+            status=RestoreStatus.SWITCHED, switched_at=timezone.now()
+        )
+
+
+class ClusterBackupStep(Step):
+    name = "cluster"
+    label = "mariabackup of the farm's MariaDB into restic"
+
+    def run(self, ctx: rs.StepContext) -> None:
+        from backups.cluster import backup_cluster
+
+        backup = backup_cluster(
+            reason=ctx.params.get("reason", "scheduled"), operation_id=ctx.operation.pk, log=ctx.log
+        )
+        ctx.state["backup"] = backup.pk
+
+
+@register_kind
+class BackUpCluster(OperationKind):
+    name = "backup.cluster"
+    label = "Cluster backup"
+    target_type = "cluster"
+    steps = (ClusterBackupStep(),)
+
+    def on_failed(self, operation: Operation) -> None:
+        raise_alert(
+            fingerprint="backup-failed-cluster",
+            name="ClusterBackupFailed",
+            severity="critical",
+            source="backup",
+            summary="The cluster database backup failed",
+            description=operation.error,
+        )
+
+    def on_succeeded(self, operation: Operation) -> None:
+        resolve_alert("backup-failed-cluster")

@@ -1,0 +1,129 @@
+"""The restore wizard: site → point in time → scope → target → confirm → run.
+
+One screen per step. Each step is a plain form (GET, the last one POST) that
+carries the earlier answers as hidden fields, so it all works without
+JavaScript; with htmx each answer swaps only the wizard panel in and pushes
+the URL, so Back and reload behave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_http_methods
+
+from backups import restic, services
+from backups.models import Backup, RestoreScope, RestoreTarget
+from farm.errors import FarmError
+from farm.http import AuthedRequest
+from farm.models.tenancy import can_change_tenant
+from farm.shortcuts import get_for_user, require_change
+from sites.models import Site
+
+STEPS = ("site", "point", "scope", "target", "confirm")
+
+
+@dataclass(frozen=True)
+class SnapshotChoice:
+    id: str
+    short_id: str
+    kind: str
+    time: datetime
+    bytes: int | None
+
+
+def snapshot_choices(site: Site) -> list[SnapshotChoice]:
+    repo = restic.repository_from_settings()
+    snaps = [
+        s
+        for s in restic.snapshots(repo, tags={"site": str(site.pk)})
+        if s.tags.get("kind") in ("db", "files")
+    ]
+    sizes = dict(
+        Backup.objects.filter(snapshot_id__in=[s.id for s in snaps]).values_list(
+            "snapshot_id", "bytes"
+        )
+    )
+    return sorted(
+        (SnapshotChoice(s.id, s.short_id, s.tags["kind"], s.time, sizes.get(s.id)) for s in snaps),
+        key=lambda c: c.time,
+        reverse=True,
+    )
+
+
+def _render(request: AuthedRequest, step: str, context: dict[str, object]) -> HttpResponse:
+    context.update(step=step, steps=STEPS, step_index=STEPS.index(step) + 1)
+    template = "backups/restore_wizard.html"
+    if request.htmx and request.htmx.target == "wizard":
+        template += "#wizard"
+    return TemplateResponse(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET"])
+def choose_site(request: AuthedRequest) -> HttpResponse:
+    sites = [
+        s
+        for s in Site.objects.for_user(request.user).live().select_related("tenant")
+        if s.can_restore() and can_change_tenant(request.user, s.tenant_id)
+    ]
+    return _render(request, "site", {"sites": sites})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
+    site = get_for_user(Site, request.user, pk=site_id)
+    require_change(request.user, site.tenant_id)
+    data = request.POST if request.method == "POST" else request.GET
+    context: dict[str, object] = {"site": site}
+    errors: list[str] = []
+
+    point = parse_datetime(data.get("point", "")) if data.get("point") else None
+    if point is None:
+        try:
+            context["snapshots"] = snapshot_choices(site)
+        except FarmError as exc:
+            errors.append(exc.message)
+            context["snapshots"] = []
+        context["now"] = timezone.now()
+        return _render(request, "point", {**context, "errors": errors})
+    context["point"] = point
+
+    scope = data.get("scope", "")
+    if scope not in RestoreScope.values:
+        return _render(request, "scope", {**context, "scopes": RestoreScope.choices})
+    context["scope"] = scope
+    context["scope_label"] = RestoreScope(scope).label
+
+    target = data.get("target", "")
+    if target not in RestoreTarget.values:
+        return _render(request, "target", {**context, "targets": RestoreTarget.choices})
+    context["target"] = target
+    context["target_label"] = RestoreTarget(target).label
+
+    if request.method == "POST":
+        try:
+            restore = services.start_restore(
+                site=site,
+                point_in_time=point,
+                scope=scope,
+                target=target,
+                actor=request.user,
+                confirm_domain=data.get("confirm_domain", ""),
+                request=request,
+            )
+        except FarmError as exc:
+            errors.append(exc.message)
+        else:
+            messages.success(request, f"Restoring {site.display_domain}: the RTO clock runs.")
+            return redirect("restore_detail", pk=restore.pk)
+    return _render(request, "confirm", {**context, "errors": errors})
