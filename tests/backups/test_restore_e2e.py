@@ -161,6 +161,7 @@ def restore(site: Site, operator: User, target: str) -> Restore:
         actor=operator,
         confirm_domain=site.domain,
     )
+    assert started.operation is not None
     run_operation(started.operation.pk)
     started.refresh_from_db()
     return started
