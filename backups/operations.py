@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from backups import restore_steps as rs
 from backups import switch_steps as ss
+from backups import verify
 from backups.models import BackupKind, BackupPolicy, Restore, RestoreStatus, RestoreTarget
 from backups.schedule import retry_after_failure
 from backups.steps import SiteBackupStep
@@ -103,7 +104,7 @@ class RestoreSite(RestoreKind):
         rs.RestoreDatabase(),
         rs.RestoreFiles(),
         rs.EndMaintenance(),
-        rs.Verify(),
+        verify.Verify(),
     )
 
     def on_succeeded(self, operation: Operation) -> None:

@@ -13,15 +13,12 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
-import requests
 from django.conf import settings
 from django.utils import timezone
 
 from backups import dumps, restic
-from backups.manifests import files_manifest
-from backups.models import Backup, Restore, RestoreScope, RestoreTarget
+from backups.models import Restore, RestoreScope, RestoreTarget
 from backups.steps import DB_FILENAME, MANIFEST_NAME, backup_site_db, backup_site_files
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
@@ -196,7 +193,7 @@ class RestoreDatabase(RestoreStep):
         ctx.log(f"put the safety backup {restore.safety_db_backup.snapshot_id[:8]} back")
 
 
-def _aside(site: Site, restore: Restore) -> Path:
+def aside_dir(site: Site, restore: Restore) -> Path:
     return files.site_path(site.pk).with_name(f".pre-restore-{restore.pk}-{site.stack_name}")
 
 
@@ -264,7 +261,7 @@ class RestoreFiles(RestoreStep):
         keep.write_text(json.dumps(manifest["files"]))
         target = files.site_path(site.pk)
         target.mkdir(exist_ok=True)
-        aside = _aside(site, restore)
+        aside = aside_dir(site, restore)
         if aside.exists():  # a second run: the previous files are already aside
             _empty(target)
         else:
@@ -284,106 +281,13 @@ class RestoreFiles(RestoreStep):
         site = restore.site if restore.target == RestoreTarget.IN_PLACE else restore.preview_site
         if site is None:
             return
-        aside = _aside(site, restore)
+        aside = aside_dir(site, restore)
         if aside.exists():
             target = files.site_path(site.pk)
             _empty(target)
             _move_children(aside, target)
             aside.rmdir()
             ctx.log("put the previous files back")
-
-
-def verify_restore(restore: Restore) -> dict[str, Any]:
-    """Compare what was restored with the manifests taken at backup time, and ask
-    the site through Traefik. Returns the findings; ``ok`` says whether all agree."""
-    site = target_site(restore)
-    report: dict[str, Any] = {"ok": True}
-    if wants(restore, "db"):
-        backup = Backup.objects.filter(snapshot_id=restore.db_snapshot_id).first()
-        expected = (backup.manifest.get("tables") if backup else None) or {}
-        actual = dumps.db_stats(database.admin_endpoint(), site.db_name)
-        mismatched = sorted(
-            t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t)
-        )
-        report["database"] = {
-            "tables": len(expected),
-            "mismatched": mismatched,
-            "manifest": bool(backup),
-        }
-        report["ok"] &= bool(backup) and not mismatched
-    if wants(restore, "files"):
-        manifest: dict[str, str] = json.loads(manifest_path(restore).read_text())
-        actual_files = files_manifest(files.site_path(site.pk))
-        wrong = sorted(p for p in manifest if actual_files.get(p) != manifest[p])
-        extra = sorted(set(actual_files) - set(manifest))
-        report["files"] = {
-            "files": len(manifest),
-            "mismatched": wrong[:50],
-            "mismatched_count": len(wrong),
-            "extra": extra[:50],
-        }
-        report["ok"] &= not wrong and not extra
-    try:
-        response = requests.get(
-            f"{settings.FARM_EDGE_URL}/",
-            headers={"Host": site.domain},
-            timeout=20,
-            allow_redirects=False,
-        )
-        status = response.status_code
-        maintenance = "Down for maintenance" in response.text
-    except requests.RequestException as exc:
-        status, maintenance = 0, False
-        report["http_error"] = str(exc)
-    report["http"] = {"status": status, "domain": site.domain}
-    report["ok"] &= 0 < status < 500 and not maintenance
-    return report
-
-
-class Verify(Step):
-    name = "verify"
-    label = "Verify: HTTP through Traefik, row counts and checksums, file hashes"
-
-    def run(self, ctx: StepContext) -> None:
-        restore = restore_of(ctx)
-        deadline = time.monotonic() + 60
-        while True:  # Traefik may take a moment to route a preview that just started
-            report = verify_restore(restore)
-            if (
-                report["ok"]
-                or time.monotonic() > deadline
-                or report.get("database", {}).get("mismatched")
-                or report.get("files", {}).get("mismatched_count")
-            ):
-                break
-            ctx.check_cancelled()
-            time.sleep(2)
-        fields: dict[str, Any] = {"verification": report, "verified": report["ok"]}
-        if report["ok"]:
-            # The RTO ends here: the site answers and matches its backup.
-            fields["rto_seconds"] = (timezone.now() - restore.started_at).total_seconds()
-        Restore.objects.filter(pk=restore.pk).update(**fields)
-        ctx.log(json.dumps(report, indent=1)[:4000])
-        if not report["ok"]:
-            raise FarmError(
-                "The restored site does not match its backup: "
-                + ", ".join(
-                    k
-                    for k in ("database", "files", "http")
-                    if k in report and not _part_ok(k, report)
-                )
-            )
-        aside = _aside(target_site(restore), restore)
-        if aside.exists():  # verified: the previous files are no longer needed
-            shutil.rmtree(aside)
-
-
-def _part_ok(part: str, report: dict[str, Any]) -> bool:
-    if part == "database":
-        return report["database"]["manifest"] and not report["database"]["mismatched"]
-    if part == "files":
-        return not report["files"]["mismatched_count"] and not report["files"]["extra"]
-    return 0 < report["http"]["status"] < 500
 
 
 class RemovePreview(Step):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -26,7 +25,7 @@ from cloudflare.pagination import SyncV4PagePaginationArray
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
-from farm.errors import FarmError
+from sites.dns_errors import DnsError, translated
 from sites.domains import is_local_domain, normalise_domain
 
 RecordType = Literal["A", "AAAA", "CNAME"]
@@ -38,26 +37,6 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 # Cloudflare's default page size for DNS records; one request covers a normal name.
 DEFAULT_PER_PAGE = 100
 ZONES_PER_PAGE = 50  # the API's maximum for GET /zones
-
-# Cloudflare error codes that mean "these credentials are wrong or not allowed",
-# whatever HTTP status they come with (a malformed token is a 400, not a 401).
-AUTH_ERROR_CODES = frozenset({6003, 6111, 9106, 9109, 10000, 10001})
-
-
-class DnsError(FarmError):
-    """Cloudflare refused or could not be reached; ``retryable`` says if waiting helps."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool = False,
-        status_code: int | None = None,
-        error_codes: tuple[int, ...] = (),
-    ) -> None:
-        super().__init__(message, retryable=retryable)
-        self.status_code = status_code
-        self.error_codes = error_codes
 
 
 @dataclass(frozen=True)
@@ -209,7 +188,7 @@ class CloudflareDns:
     def zone_id(self, zone_name: str) -> str:
         """Cloudflare's id for a zone the token can see, looked up by name once."""
         if zone_name not in self._zone_ids:
-            with _translated(f"look up the zone {zone_name}"):
+            with translated(f"look up the zone {zone_name}"):
                 first = self._client.zones.list(name=zone_name, per_page=ZONES_PER_PAGE)
                 ids = [z.id for z in _all_items(first, ZONES_PER_PAGE) if z.name == zone_name]
             if not ids:
@@ -267,7 +246,7 @@ class CloudflareDns:
     def _find(self, zone_id: str, domain: str) -> list[DnsRecord]:
         # One type filter per request is all the API takes, so filter by name
         # only and keep the three site types here.
-        with _translated(f"list the DNS records of {domain}"):
+        with translated(f"list the DNS records of {domain}"):
             first = self._client.dns.records.list(
                 zone_id=zone_id, name={"exact": domain}, per_page=self.per_page
             )
@@ -291,7 +270,7 @@ class CloudflareDns:
         return self.config.proxied or record.ttl == self.config.ttl
 
     def _create(self, zone_id: str, domain: str, rtype: RecordType, content: str) -> DnsRecord:
-        with _translated(f"create the {rtype} record for {domain}"):
+        with translated(f"create the {rtype} record for {domain}"):
             created = self._client.dns.records.create(
                 zone_id=zone_id,
                 name=domain,
@@ -303,7 +282,7 @@ class CloudflareDns:
         return _required(created, f"creating the record for {domain}")
 
     def _edit(self, zone_id: str, record: DnsRecord, rtype: RecordType, content: str) -> DnsRecord:
-        with _translated(f"update the {rtype} record for {record.name}"):
+        with translated(f"update the {rtype} record for {record.name}"):
             edited = self._client.dns.records.edit(
                 record.id,
                 zone_id=zone_id,
@@ -317,7 +296,7 @@ class CloudflareDns:
 
     def _delete(self, zone_id: str, record: DnsRecord) -> int:
         """1 if deleted, 0 if it was already gone (someone else deleted it meanwhile)."""
-        with _translated(f"delete the {record.type} record for {record.name}"):
+        with translated(f"delete the {record.type} record for {record.name}"):
             try:
                 self._client.dns.records.delete(record.id, zone_id=zone_id)
             except cloudflare.NotFoundError:
@@ -366,63 +345,3 @@ def _comparable(rtype: str, content: str) -> str:
         except ValueError:
             return content
     return content.lower().rstrip(".")
-
-
-@contextmanager
-def _translated(doing: str) -> Iterator[None]:
-    """Turn whatever the SDK raises into a DnsError that says what was being done."""
-    try:
-        yield
-    except cloudflare.APIStatusError as exc:
-        raise _status_error(exc, doing) from exc
-    except cloudflare.APITimeoutError as exc:
-        raise DnsError(
-            f"Cloudflare did not answer in time while trying to {doing}.", retryable=True
-        ) from exc
-    except cloudflare.APIConnectionError as exc:
-        cause = exc.__cause__ or exc
-        raise DnsError(f"Could not reach Cloudflare to {doing}: {cause}.", retryable=True) from exc
-    except cloudflare.CloudflareError as exc:
-        # Malformed answers (APIResponseValidationError) and anything else the
-        # SDK invents: not something waiting fixes.
-        raise DnsError(f"Cloudflare's answer could not be used to {doing}: {exc}.") from exc
-
-
-def _status_error(exc: cloudflare.APIStatusError, doing: str) -> DnsError:
-    status = exc.status_code
-    errors = _error_entries(exc.body)
-    codes = tuple(code for code, _ in errors)
-    details = "; ".join(f"{text} (code {code})" for code, text in errors) or exc.message
-    if status in (401, 403) or AUTH_ERROR_CODES.intersection(codes):
-        message = (
-            f"Cloudflare authentication failed while trying to {doing}: {details}. "
-            "Check CLOUDFLARE_API_TOKEN and that the token may edit DNS in the farm's zones."
-        )
-        return DnsError(message, retryable=False, status_code=status, error_codes=codes)
-    # Same statuses the SDK itself retries: timeouts, lock conflicts, rate limits, 5xx.
-    retryable = status in (408, 409, 429) or status >= 500
-    if status == 429:
-        message = (
-            f"Cloudflare is rate-limiting the farm's API token, so it would not {doing}: "
-            f"{details}. Try again later."
-        )
-    elif status >= 500:
-        message = f"Cloudflare failed while trying to {doing}: {details} (HTTP {status})."
-    else:
-        message = f"Cloudflare refused to {doing}: {details} (HTTP {status})."
-    return DnsError(message, retryable=retryable, status_code=status, error_codes=codes)
-
-
-def _error_entries(body: object) -> list[tuple[int, str]]:
-    """(code, message) for each of Cloudflare's ``errors`` and their ``error_chain``."""
-    if not isinstance(body, dict):
-        return []
-    entries: list[tuple[int, str]] = []
-    for error in body.get("errors") or []:
-        if not isinstance(error, dict):
-            continue
-        entries.append((int(error.get("code") or 0), str(error.get("message") or "")))
-        for link in error.get("error_chain") or []:
-            if isinstance(link, dict):
-                entries.append((int(link.get("code") or 0), str(link.get("message") or "")))
-    return entries

@@ -1,0 +1,114 @@
+"""Verification of a restore: the restored schema and files against the manifests
+taken at backup time, and the site through Traefik. The RTO ends when it passes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+
+from backups import dumps
+from backups.manifests import files_manifest
+from backups.models import Backup, Restore
+from backups.restore_steps import aside_dir, manifest_path, restore_of, target_site, wants
+from farm.errors import FarmError
+from farm.operations import Step, StepContext
+from sites import database, files
+
+
+def verify_restore(restore: Restore) -> dict[str, Any]:
+    """Compare what was restored with the manifests taken at backup time, and ask
+    the site through Traefik. Returns the findings; ``ok`` says whether all agree."""
+    site = target_site(restore)
+    report: dict[str, Any] = {"ok": True}
+    if wants(restore, "db"):
+        backup = Backup.objects.filter(snapshot_id=restore.db_snapshot_id).first()
+        expected = (backup.manifest.get("tables") if backup else None) or {}
+        actual = dumps.db_stats(database.admin_endpoint(), site.db_name)
+        mismatched = sorted(
+            t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t)
+        )
+        report["database"] = {
+            "tables": len(expected),
+            "mismatched": mismatched,
+            "manifest": bool(backup),
+        }
+        report["ok"] &= bool(backup) and not mismatched
+    if wants(restore, "files"):
+        manifest: dict[str, str] = json.loads(manifest_path(restore).read_text())
+        actual_files = files_manifest(files.site_path(site.pk))
+        wrong = sorted(p for p in manifest if actual_files.get(p) != manifest[p])
+        extra = sorted(set(actual_files) - set(manifest))
+        report["files"] = {
+            "files": len(manifest),
+            "mismatched": wrong[:50],
+            "mismatched_count": len(wrong),
+            "extra": extra[:50],
+        }
+        report["ok"] &= not wrong and not extra
+    try:
+        response = requests.get(
+            f"{settings.FARM_EDGE_URL}/",
+            headers={"Host": site.domain},
+            timeout=20,
+            allow_redirects=False,
+        )
+        status = response.status_code
+        maintenance = "Down for maintenance" in response.text
+    except requests.RequestException as exc:
+        status, maintenance = 0, False
+        report["http_error"] = str(exc)
+    report["http"] = {"status": status, "domain": site.domain}
+    report["ok"] &= 0 < status < 500 and not maintenance
+    return report
+
+
+class Verify(Step):
+    name = "verify"
+    label = "Verify: HTTP through Traefik, row counts and checksums, file hashes"
+
+    def run(self, ctx: StepContext) -> None:
+        restore = restore_of(ctx)
+        deadline = time.monotonic() + 60
+        while True:  # Traefik may take a moment to route a preview that just started
+            report = verify_restore(restore)
+            if (
+                report["ok"]
+                or time.monotonic() > deadline
+                or report.get("database", {}).get("mismatched")
+                or report.get("files", {}).get("mismatched_count")
+            ):
+                break
+            ctx.check_cancelled()
+            time.sleep(2)
+        fields: dict[str, Any] = {"verification": report, "verified": report["ok"]}
+        if report["ok"]:
+            # The RTO ends here: the site answers and matches its backup.
+            fields["rto_seconds"] = (timezone.now() - restore.started_at).total_seconds()
+        Restore.objects.filter(pk=restore.pk).update(**fields)
+        ctx.log(json.dumps(report, indent=1)[:4000])
+        if not report["ok"]:
+            raise FarmError(
+                "The restored site does not match its backup: "
+                + ", ".join(
+                    k
+                    for k in ("database", "files", "http")
+                    if k in report and not _part_ok(k, report)
+                )
+            )
+        aside = aside_dir(target_site(restore), restore)
+        if aside.exists():  # verified: the previous files are no longer needed
+            shutil.rmtree(aside)
+
+
+def _part_ok(part: str, report: dict[str, Any]) -> bool:
+    if part == "database":
+        return report["database"]["manifest"] and not report["database"]["mismatched"]
+    if part == "files":
+        return not report["files"]["mismatched_count"] and not report["files"]["extra"]
+    return 0 < report["http"]["status"] < 500
