@@ -27,39 +27,42 @@ def rto_chart(restores: list[Restore], target: timedelta) -> SafeString:
     def y(minutes: float) -> float:
         return PAD + plot_h - plot_h * minutes / top
 
+    def num(value: float) -> str:
+        # format_html escapes its arguments into strings, so numbers are formatted first.
+        return f"{value:.1f}"
+
     bars = format_html_join(
         "",
-        '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" class="{}">'
-        "<title>{} · {:.1f} min</title></rect>",
+        '<rect x="{}" y="{}" width="{}" height="{}" class="{}"><title>{} · {} min</title></rect>',
         (
             (
-                PAD + i * step + step * 0.15,
-                y((r.rto_seconds or 0) / 60),
-                step * 0.7,
-                PAD + plot_h - y((r.rto_seconds or 0) / 60),
+                num(PAD + i * step + step * 0.15),
+                num(y((r.rto_seconds or 0) / 60)),
+                num(step * 0.7),
+                num(PAD + plot_h - y((r.rto_seconds or 0) / 60)),
                 "bar ok" if (r.rto_seconds or 0) <= target.total_seconds() else "bar bad",
                 r.site.domain,
-                (r.rto_seconds or 0) / 60,
+                num((r.rto_seconds or 0) / 60),
             )
             for i, r in enumerate(measured)
         ),
     )
     return format_html(
         '<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="Drill RTO in minutes '
-        'against the {t:.0f} minute target">'
-        '<line x1="{p}" y1="{ty:.1f}" x2="{x2}" y2="{ty:.1f}" class="target"/>'
-        '<text x="{x2}" y="{tty:.1f}" text-anchor="end" class="label">target {t:.0f} min</text>'
+        'against the {t} minute target">'
+        '<line x1="{p}" y1="{ty}" x2="{x2}" y2="{ty}" class="target"/>'
+        '<text x="{x2}" y="{tty}" text-anchor="end" class="label">target {t} min</text>'
         '<line x1="{p}" y1="{p}" x2="{p}" y2="{bottom}" class="axis"/>'
-        '<text x="4" y="{p}" class="label">{top:.0f} min</text>'
+        '<text x="4" y="{p}" class="label">{top} min</text>'
         "{bars}</svg>",
         w=WIDTH,
         h=HEIGHT,
-        t=target_min,
+        t=f"{target_min:.0f}",
         p=PAD,
-        ty=y(target_min),
-        tty=y(target_min) - 4,
+        ty=num(y(target_min)),
+        tty=num(y(target_min) - 4),
         x2=WIDTH - PAD,
         bottom=PAD + plot_h,
-        top=top,
+        top=f"{top:.0f}",
         bars=bars,
     )

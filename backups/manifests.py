@@ -27,8 +27,13 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def files_manifest(directory: Path | str) -> dict[str, str]:
-    """Relative POSIX path -> sha256 hex (or the kind of entry) of all under ``directory``."""
+def files_manifest(directory: Path | str, *, content: bool = True) -> dict[str, str]:
+    """Relative POSIX path -> sha256 hex (or the kind of entry) of all under ``directory``.
+
+    ``content=False`` records ``size:<bytes>`` instead of the sha256: an inventory
+    made from metadata alone, for when restic checks the content itself (a file
+    backup's manifest; restores run ``restic restore --verify``).
+    """
     root = Path(directory)
     manifest: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -44,7 +49,7 @@ def files_manifest(directory: Path | str) -> dict[str, str]:
             if stat.S_ISLNK(mode):
                 manifest[key] = "symlink:" + os.readlink(path)
             elif stat.S_ISREG(mode):
-                manifest[key] = _sha256(path)
+                manifest[key] = _sha256(path) if content else f"size:{os.lstat(path).st_size}"
             else:
                 manifest[key] = f"special:{stat.filemode(mode)[0]}"
     return dict(sorted(manifest.items()))

@@ -88,11 +88,15 @@ class BackupPolicy(models.Model):
 
     site = models.OneToOneField("sites.Site", on_delete=models.CASCADE, related_name="policy")
     enabled = models.BooleanField(default=True)
-    db_daily_at = models.TimeField(default=time(2, 0), help_text="Daily database backup (UTC).")
+    db_daily_at = models.TimeField(
+        default=time(2, 0), help_text="Daily database backup (in TIME_ZONE)."
+    )
     db_every_hours = models.PositiveSmallIntegerField(
         default=6, help_text="Also back the database up this often (the RPO target is 6 h)."
     )
-    files_daily_at = models.TimeField(default=time(3, 0), help_text="Daily files backup (UTC).")
+    files_daily_at = models.TimeField(
+        default=time(3, 0), help_text="Daily files backup (in TIME_ZONE)."
+    )
     config_on_change = models.BooleanField(default=True)
     keep_daily = models.PositiveSmallIntegerField(default=7)
     keep_weekly = models.PositiveSmallIntegerField(default=4)

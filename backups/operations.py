@@ -50,9 +50,14 @@ class BackUpSite(OperationKind):
             policy.failures += 1
             retry_at = retry_after_failure(policy.failures, timezone.now())
             if retry_at is not None:
-                policy.next_db_at = min(policy.next_db_at or retry_at, retry_at)
-                retry_note = f" Retrying at {retry_at:%H:%M} UTC."
-            policy.save(update_fields=["failures", "next_db_at"])
+                kinds = operation.params.get("kinds", [])
+                # Retry what failed: the database, the files, or both.
+                if BackupKind.DB in kinds:
+                    policy.next_db_at = min(policy.next_db_at or retry_at, retry_at)
+                if BackupKind.FILES in kinds:
+                    policy.next_files_at = min(policy.next_files_at or retry_at, retry_at)
+                retry_note = f" Retrying at {retry_at:%H:%M}."
+            policy.save(update_fields=["failures", "next_db_at", "next_files_at"])
         raise_alert(
             fingerprint=backup_alert_fingerprint(site.pk),
             name="BackupFailed",

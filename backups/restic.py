@@ -289,9 +289,18 @@ def check(repo: Repository, *, read_data_subset: str | None = None) -> CheckResu
 
 
 def restore(
-    repo: Repository, snapshot_id: str, target: Path, *, include: list[str] | None = None
+    repo: Repository,
+    snapshot_id: str,
+    target: Path,
+    *,
+    include: list[str] | None = None,
+    verify: bool = False,
 ) -> None:
+    """``verify``: restic reads every restored file back and checks its content against
+    the snapshot's own hashes (restic fails when one differs)."""
     args = ["restore", _id(snapshot_id), "--target", str(target)]
+    if verify:
+        args.append("--verify")
     for pattern in include or []:
         args += ["--include", pattern]
     run(repo, args)

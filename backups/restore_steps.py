@@ -18,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from backups import dumps, restic
-from backups.models import Restore, RestoreScope, RestoreTarget
+from backups.models import Backup, Restore, RestoreScope, RestoreTarget
 from backups.steps import DB_FILENAME, MANIFEST_NAME, backup_site_db, backup_site_files
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
@@ -234,28 +234,25 @@ class RestoreFiles(RestoreStep):
     def restore(self, ctx: StepContext, restore: Restore) -> None:
         site = target_site(restore)
         repo = restic.repository_from_settings()
-        snapshot = next(
-            (
-                s
-                for s in restic.snapshots(repo, tags={"site": str(restore.site_id)})
-                if s.id == restore.files_snapshot_id
-            ),
-            None,
-        )
-        if snapshot is None:
-            raise FarmError(f"Snapshot {restore.files_snapshot_id[:8]} is not in the repository.")
         staging = _staging(restore)
         if staging.exists():
             shutil.rmtree(staging)
         started = time.monotonic()
-        restic.restore(repo, snapshot.id, staging)
-        manifest_file = next(staging.rglob(MANIFEST_NAME), None)
+        # --verify: restic reads every restored file back and checks it against the
+        # snapshot's own content hashes before anything is moved into place.
+        restic.restore(repo, restore.files_snapshot_id, staging, verify=True)
+        backup = Backup.objects.filter(snapshot_id=restore.files_snapshot_id).first()
+        recorded = (backup.manifest.get("manifest_path") if backup else None) or ""
+        manifest_file = staging / recorded.lstrip("/") if recorded else None
+        if manifest_file is None or not manifest_file.is_file():
+            manifest_file = next(staging.rglob(MANIFEST_NAME), None)
         if manifest_file is None:
             raise FarmError("The snapshot carries no file manifest; it was not made by the farm.")
         manifest = json.loads(manifest_file.read_text())
         restored_root = staging / manifest["root"].lstrip("/")
         if not restored_root.is_dir():
             raise FarmError(f"The snapshot has no {manifest['root']}.")
+        snapshot_short = restore.files_snapshot_id[:8]
         keep = manifest_path(restore)
         keep.parent.mkdir(parents=True, exist_ok=True)
         keep.write_text(json.dumps(manifest["files"]))
@@ -271,7 +268,7 @@ class RestoreFiles(RestoreStep):
         shutil.copystat(restored_root, target)
         shutil.rmtree(staging)
         ctx.log(
-            f"{len(manifest['files'])} files from snapshot {snapshot.short_id} in place at "
+            f"{len(manifest['files'])} files from snapshot {snapshot_short} in place at "
             f"{target} in {time.monotonic() - started:.1f} s (previous files kept at "
             f"{aside.name} until verified)"
         )

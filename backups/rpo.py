@@ -23,6 +23,7 @@ from sites.models import Site, SiteStatus
 
 CACHE_KEY = "backups:rpo-snapshots"
 CACHE_SECONDS = 60
+ALERT_PREFIX = "rpo-breached-site-"
 
 
 @dataclass
@@ -131,27 +132,32 @@ def live_sites(user: User | None = None) -> list[Site]:
 
 def check_rpo() -> dict[str, int]:
     """Raise an Alert for each site past its RPO; resolve the others' (every 10 min)."""
-    from monitoring.alerts import raise_alert, resolve_alert
+    from monitoring.alerts import raise_alert
+    from monitoring.models import Alert, AlertStatus
 
-    breached = 0
+    breached: list[str] = []
     for row in ledger(live_sites(), fresh=True):
-        fingerprint = f"rpo-breached-site-{row.site.pk}"
-        if row.breached:
-            breached += 1
-            age = (
-                "no snapshot at all"
-                if row.age is None
-                else (f"the newest database snapshot is {row.age.total_seconds() / 3600:.1f} h old")
-            )
-            raise_alert(
-                fingerprint=fingerprint,
-                name="RPOBreached",
-                severity="critical",
-                site=row.site,
-                source="rpo",
-                summary=f"{row.site.domain} is past its 6 h RPO",
-                description=f"In the repository, {age}.",
-            )
-        else:
-            resolve_alert(fingerprint)
-    return {"breached": breached}
+        if not row.breached:
+            continue
+        fingerprint = f"{ALERT_PREFIX}{row.site.pk}"
+        breached.append(fingerprint)
+        age = (
+            "no snapshot at all"
+            if row.age is None
+            else (f"the newest database snapshot is {row.age.total_seconds() / 3600:.1f} h old")
+        )
+        raise_alert(
+            fingerprint=fingerprint,
+            name="RPOBreached",
+            severity="critical",
+            site=row.site,
+            source="rpo",
+            summary=f"{row.site.domain} is past its 6 h RPO",
+            description=f"In the repository, {age}.",
+        )
+    # Every other RPO alert is over: its site has a fresh snapshot, or is no longer
+    # watched (deleted since). One UPDATE, however many sites the farm has.
+    Alert.objects.filter(fingerprint__startswith=ALERT_PREFIX, status=AlertStatus.FIRING).exclude(
+        fingerprint__in=breached
+    ).update(status=AlertStatus.RESOLVED, resolved_at=timezone.now())
+    return {"breached": len(breached)}

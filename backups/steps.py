@@ -117,7 +117,8 @@ def backup_site_files(
     def take(repo: restic.Repository, backup: Backup) -> tuple[restic.Summary, dict[str, Any]]:
         if not directory.is_dir():
             raise FarmError(f"{directory} does not exist; nothing to back up.")
-        hashes = files_manifest(directory)
+        # Paths and sizes: restic checks the content itself when restoring (--verify).
+        hashes = files_manifest(directory, content=False)
         # A stable path per site: restic's retention groups snapshots by their paths.
         manifest_path = staging_dir("manifests", site) / MANIFEST_NAME
         manifest_path.write_text(json.dumps({"root": str(directory), "files": hashes}))
@@ -126,8 +127,11 @@ def backup_site_files(
             [directory, manifest_path],
             tags={**site_tags(site, BackupKind.FILES), "backup": str(backup.pk)},
         )
-        total = sum(1 for _ in hashes)
-        return summary, {"root": str(directory), "files": total}
+        return summary, {
+            "root": str(directory),
+            "files": len(hashes),
+            "manifest_path": str(manifest_path),
+        }
 
     return run_backup(
         site=site,

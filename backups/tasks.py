@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from backups import restic, rpo, schedule, services
 from backups.models import RepositoryCheck
+from farm.errors import FarmError
 
 
 def backup_tick() -> int:
@@ -31,7 +32,11 @@ def subset_for(day: date) -> str:
 def check_repository() -> str:
     subset = subset_for(timezone.now().date())
     record = RepositoryCheck.objects.create(read_data_subset=subset)
-    result = restic.check(restic.repository_from_settings(), read_data_subset=subset)
+    try:
+        result = restic.check(restic.repository_from_settings(), read_data_subset=subset)
+    except FarmError as exc:
+        # Not reached at all is a failed check too (not one left "running" for ever).
+        result = restic.CheckResult(ok=False, output=exc.message, seconds=0.0)
     record.ok = result.ok
     record.output = result.output[-20000:]
     record.seconds = result.seconds

@@ -42,6 +42,7 @@ def backup_list(request: AuthedRequest) -> HttpResponse:
             "page": page,
             "kind": kind,
             "status": status,
+            "site_id": int(site_id) if site_id.isdigit() else None,
             "kinds": Backup.Kind.choices,
             "statuses": Backup.Status.choices,
             "restores": Restore.objects.for_user(request.user).select_related("site")[:10],

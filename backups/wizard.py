@@ -10,15 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
 
 from backups import restic, services
 from backups.models import Backup, RestoreScope, RestoreTarget
@@ -59,6 +64,31 @@ def snapshot_choices(site: Site) -> list[SnapshotChoice]:
     )
 
 
+class ConfirmForm(forms.Form):
+    confirm_domain = forms.CharField(max_length=300)
+
+    def __init__(self, *args: Any, site: Site, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.site = site
+
+    def clean_confirm_domain(self) -> str:
+        typed = str(self.cleaned_data["confirm_domain"]).strip().lower()
+        if typed not in (self.site.domain, self.site.display_domain.lower()):
+            raise ValidationError("That is not this site's domain.", code="mismatch")
+        return typed
+
+
+def parse_point(value: str) -> datetime | None:
+    """The chosen point in time, or None when it is missing or not a time at all."""
+    try:
+        point = parse_datetime(value) if value else None
+    except ValueError:  # well formed but impossible, such as February 30th
+        return None
+    if point is not None and timezone.is_naive(point):
+        point = timezone.make_aware(point)
+    return point
+
+
 def _render(request: AuthedRequest, step: str, context: dict[str, object]) -> HttpResponse:
     context.update(step=step, steps=STEPS, step_index=STEPS.index(step) + 1)
     template = "backups/restore_wizard.html"
@@ -87,7 +117,7 @@ def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
     context: dict[str, object] = {"site": site}
     errors: list[str] = []
 
-    point = parse_datetime(data.get("point", "")) if data.get("point") else None
+    point = parse_point(data.get("point", ""))
     if point is None:
         try:
             context["snapshots"] = snapshot_choices(site)
@@ -110,7 +140,8 @@ def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
     context["target"] = target
     context["target_label"] = RestoreTarget(target).label
 
-    if request.method == "POST":
+    form = ConfirmForm(request.POST if request.method == "POST" else None, site=site)
+    if form.is_valid():
         try:
             restore = services.start_restore(
                 site=site,
@@ -118,12 +149,14 @@ def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
                 scope=scope,
                 target=target,
                 actor=request.user,
-                confirm_domain=data.get("confirm_domain", ""),
+                confirm_domain=form.cleaned_data["confirm_domain"],
                 request=request,
             )
         except FarmError as exc:
             errors.append(exc.message)
         else:
             messages.success(request, f"Restoring {site.display_domain}: the RTO clock runs.")
-            return redirect("restore_detail", pk=restore.pk)
-    return _render(request, "confirm", {**context, "errors": errors})
+            url = reverse("restore_detail", args=[restore.pk])
+            # htmx would follow a redirect inside the panel; send the browser there instead.
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return _render(request, "confirm", {**context, "form": form, "errors": errors})

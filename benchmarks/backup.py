@@ -62,14 +62,21 @@ def sql(db: str, *statements: str) -> None:
 
 def fill_database(db: str, megabytes: int) -> None:
     """Rows of ~1 KB of varied text, doubled inside MariaDB until big enough."""
-    sql(db, "CREATE TABLE wp_bench (id BIGINT AUTO_INCREMENT PRIMARY KEY, body TEXT, "
+    sql(
+        db,
+        "CREATE TABLE wp_bench (id BIGINT AUTO_INCREMENT PRIMARY KEY, body TEXT, "
         "created DATETIME) ENGINE=InnoDB",
         "INSERT INTO wp_bench (body, created) SELECT CONCAT_WS(' ', "
-        + ", ".join(["MD5(RAND())"] * 30) + "), NOW() FROM seq_1_to_1024")
+        + ", ".join(["MD5(RAND())"] * 30)
+        + "), NOW() FROM seq_1_to_1024",
+    )
     rows, row_bytes = 1024, 1000
     while rows * 2 * row_bytes <= megabytes * MB:
-        sql(db, "INSERT INTO wp_bench (body, created) SELECT CONCAT(SUBSTRING(body, 2), "
-            "LEFT(body, 1)), created FROM wp_bench")
+        sql(
+            db,
+            "INSERT INTO wp_bench (body, created) SELECT CONCAT(SUBSTRING(body, 2), "
+            "LEFT(body, 1)), created FROM wp_bench",
+        )
         rows *= 2
 
 
@@ -100,17 +107,29 @@ def by_hand_backup(repo: restic.Repository, db: str, directory: Path) -> tuple[f
 
     started = time.monotonic()
     with mariadb_option_file(database.admin_endpoint()) as options:
-        dump = subprocess.Popen(["mariadb-dump", f"--defaults-extra-file={options}",
-                                 "--single-transaction", "--quick", db],
-                                stdout=subprocess.PIPE)
-        backup = subprocess.run(argv(repo, "backup", "--stdin", "--stdin-filename", "db.sql"),
-                                stdin=dump.stdout, env=restic_env(repo), capture_output=True,
-                                check=True)
+        dump = subprocess.Popen(
+            [
+                "mariadb-dump",
+                f"--defaults-extra-file={options}",
+                "--single-transaction",
+                "--quick",
+                db,
+            ],
+            stdout=subprocess.PIPE,
+        )
+        backup = subprocess.run(
+            argv(repo, "backup", "--stdin", "--stdin-filename", "db.sql"),
+            stdin=dump.stdout,
+            env=restic_env(repo),
+            capture_output=True,
+            check=True,
+        )
         assert dump.wait() == 0 and backup.returncode == 0
     db_s = time.monotonic() - started
     started = time.monotonic()
-    subprocess.run(argv(repo, "backup", str(directory)), env=restic_env(repo),
-                   capture_output=True, check=True)
+    subprocess.run(
+        argv(repo, "backup", str(directory)), env=restic_env(repo), capture_output=True, check=True
+    )
     return db_s, time.monotonic() - started
 
 
@@ -127,16 +146,24 @@ def by_hand_restore(repo: restic.Repository, db: str) -> tuple[float, float]:
         c.execute(f"CREATE DATABASE `{sql_target}`")
     started = time.monotonic()
     with mariadb_option_file(database.admin_endpoint()) as options:
-        dump = subprocess.Popen(argv(repo, "dump", db_snap.id, "/db.sql"),
-                                env=restic_env(repo), stdout=subprocess.PIPE)
-        load = subprocess.run(["mariadb", f"--defaults-extra-file={options}", sql_target],
-                              stdin=dump.stdout, check=True)
+        dump = subprocess.Popen(
+            argv(repo, "dump", db_snap.id, "/db.sql"), env=restic_env(repo), stdout=subprocess.PIPE
+        )
+        load = subprocess.run(
+            ["mariadb", f"--defaults-extra-file={options}", sql_target],
+            stdin=dump.stdout,
+            check=True,
+        )
         assert dump.wait() == 0 and load.returncode == 0
     db_s = time.monotonic() - started
     target = Path(tempfile.mkdtemp(dir=settings.FARM_SITES_ROOT, prefix=".hand-"))
     started = time.monotonic()
-    subprocess.run(argv(repo, "restore", files_snap.id, "--target", str(target)),
-                   env=restic_env(repo), capture_output=True, check=True)
+    subprocess.run(
+        argv(repo, "restore", files_snap.id, "--target", str(target)),
+        env=restic_env(repo),
+        capture_output=True,
+        check=True,
+    )
     files_s = time.monotonic() - started
     shutil.rmtree(target)
     with database.connect(database.admin_endpoint(), what="bench") as conn, conn.cursor() as c:
@@ -152,13 +179,19 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     farm_up(progress=lambda m: None)
     sync_nodes()
-    tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench",
-                                                                      "site_quota": 1000})
-    actor = User.objects.filter(email="bench@farm.localhost").first() or \
-        User.objects.create_user("bench@farm.localhost", None, is_staff=True)
-    created = site_services.create_site(tenant=tenant, domain=f"bk-{uuid.uuid4().hex[:6]}"
-                                        ".localhost", image_choice="php8.2",
-                                        cache_enabled=False, actor=actor)
+    tenant, _ = Tenant.objects.get_or_create(
+        slug="bench", defaults={"name": "Bench", "site_quota": 1000}
+    )
+    actor = User.objects.filter(email="bench@farm.localhost").first() or User.objects.create_user(
+        "bench@farm.localhost", None, is_staff=True
+    )
+    created = site_services.create_site(
+        tenant=tenant,
+        domain=f"bk-{uuid.uuid4().hex[:6]}.localhost",
+        image_choice="php8.2",
+        cache_enabled=False,
+        actor=actor,
+    )
     site_id = created.site.pk
     try:
         assert run_operation(created.operation.pk) == "succeeded"
@@ -183,9 +216,14 @@ def main() -> None:
         panel_files = (backups["files"].duration_ms or 0) / 1000
         dump_bytes = backups["db"].bytes or db_bytes
 
-        restore = services.start_restore(site=site, point_in_time=timezone.now(), scope="both",
-                                         target="in_place", actor=actor,
-                                         confirm_domain=site.domain)
+        restore = services.start_restore(
+            site=site,
+            point_in_time=timezone.now(),
+            scope="both",
+            target="in_place",
+            actor=actor,
+            confirm_domain=site.domain,
+        )
         assert restore.operation is not None
         run_operation(restore.operation.pk)
         restore.refresh_from_db()
@@ -195,8 +233,10 @@ def main() -> None:
         def rate(nbytes: float, seconds: float) -> str:
             return f"{nbytes / MB / seconds:6.1f} MB/s" if seconds else "     -"
 
-        print(f"\ndata: dump {dump_bytes / MB:.0f} MB, uploads {upload_bytes / MB:.0f} MB in "
-              f"{args.files} files")
+        print(
+            f"\ndata: dump {dump_bytes / MB:.0f} MB, uploads {upload_bytes / MB:.0f} MB in "
+            f"{args.files} files"
+        )
         print(f"{'':26}{'panel':>10}{'by hand':>10}{'ratio':>8}   panel rate")
         for name, panel, hand, nbytes in (
             ("backup database", panel_db, hand_db, dump_bytes),
@@ -204,12 +244,16 @@ def main() -> None:
             ("restore database", steps.get("restore_db", 0), hand_rdb, dump_bytes),
             ("restore files", steps.get("restore_files", 0), hand_rfiles, upload_bytes),
         ):
-            print(f"{name:<26}{panel:>9.1f}s{hand:>9.1f}s{hand / panel if panel else 0:>8.2f}"
-                  f"   {rate(nbytes, panel)}")
+            print(
+                f"{name:<26}{panel:>9.1f}s{hand:>9.1f}s{hand / panel if panel else 0:>8.2f}"
+                f"   {rate(nbytes, panel)}"
+            )
         print(f"backup operation wall time {panel_total:.1f} s")
-        print(f"restore in place: status {restore.status}, verified {restore.verified}, "
-              f"RTO {restore.rto_seconds:.0f} s against the 3600 s target "
-              f"({', '.join(f'{k} {v:.1f}s' for k, v in steps.items())})")
+        print(
+            f"restore in place: status {restore.status}, verified {restore.verified}, "
+            f"RTO {restore.rto_seconds:.0f} s against the 3600 s target "
+            f"({', '.join(f'{k} {v:.1f}s' for k, v in steps.items())})"
+        )
     finally:
         remove_stack(site_id, lambda m: None)
         database.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")

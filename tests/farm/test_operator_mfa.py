@@ -24,8 +24,9 @@ def test_an_operator_without_totp_is_sent_to_enrol(settings, operator):
 
 def test_an_operator_with_totp_uses_the_panel(settings, operator):
     settings.FARM_REQUIRE_OPERATOR_MFA = True
-    Authenticator.objects.create(user=operator, type=Authenticator.Type.TOTP,
-                                 data={"secret": "encrypted"})
+    Authenticator.objects.create(
+        user=operator, type=Authenticator.Type.TOTP, data={"secret": "encrypted"}
+    )
     assert client_for(operator).get(reverse("dashboard")).status_code == 200
 
 
@@ -41,12 +42,23 @@ def test_production_requires_it_by_default():
     from tests.support.processes import ROOT
 
     out = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings;"
-         " print(settings.FARM_REQUIRE_OPERATOR_MFA)"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "farm.settings",
-             "FARM_ENV": "production", "ALLOWED_HOSTS": "panel.example",
-             "SECRET_KEY": "k3J9x-Qv8ZpL2mN7rT4wY6aB1cD5eF0gH8iJ2kL4mN6oP9qR3sT",
-             "FARM_RESTIC_PASSWORD": "x"},
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings;"
+            " print(settings.FARM_REQUIRE_OPERATOR_MFA)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "farm.settings",
+            "FARM_ENV": "production",
+            "ALLOWED_HOSTS": "panel.example",
+            "SECRET_KEY": "k3J9x-Qv8ZpL2mN7rT4wY6aB1cD5eF0gH8iJ2kL4mN6oP9qR3sT",
+            "FARM_RESTIC_PASSWORD": "x",
+        },
     )
     assert out.stdout.strip() == "True", out.stderr
