@@ -36,7 +36,7 @@ from tests.backups.conftest import (
 )
 from tests.fakes.s3 import TcpRelay, free_port
 
-pytestmark = pytest.mark.mariadb
+pytestmark = [pytest.mark.mariadb, pytest.mark.external]
 
 TAGS = {"site": "9", "kind": "db"}
 

@@ -26,6 +26,9 @@ from backups.streams import SubprocessProducer
 from tests.backups.conftest import new_local_repository, s3_repository
 from tests.fakes.s3 import ACCESS_KEY, REGION, SECRET_KEY
 
+# Exercises an external system through its module; the panel database plays no part.
+pytestmark = pytest.mark.external
+
 TAGS = {"site": "9", "kind": "files"}
 
 # -- configuration ----------------------------------------------------------------

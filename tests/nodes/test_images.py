@@ -32,6 +32,9 @@ from nodes.imagebuild import recipes as recipes_module
 from nodes.imagebuild.debian import RootfsBuilder
 from nodes.images import ROLES, BuildReport, ImageBuildError, build_images, local_image_map
 
+# Exercises an external system through its module; the panel database plays no part.
+pytestmark = pytest.mark.external
+
 # -- helpers ---------------------------------------------------------------
 
 

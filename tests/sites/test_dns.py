@@ -20,6 +20,9 @@ from sites.dns import (
 )
 from tests.fakes.cloudflare_api import FakeCloudflareApi, running_fake_cloudflare
 
+# Exercises an external system through its module; the panel database plays no part.
+pytestmark = pytest.mark.external
+
 TOKEN = "farm-dns-token"
 EDGE_IP = "203.0.113.10"
 MakeDns = Callable[..., CloudflareDns]

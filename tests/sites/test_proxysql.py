@@ -18,6 +18,9 @@ from sites.database import (
 )
 from tests.fakes.proxysql import FakeProxySQLAdmin, native_password_hash, running_fake_proxysql
 
+# Exercises an external system through its module; the panel database plays no part.
+pytestmark = pytest.mark.external
+
 ADMIN_PASSWORD = "admin-secret"
 HOSTGROUP = 20
 # Statements that change ProxySQL's configuration; an idempotent call sends none.
