@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.contrib import admin
 
 from backups.models import Backup, BackupPolicy, RepositoryCheck, Restore
+from farm.admin_audit import AuditedAdmin
 
 
 @admin.register(Backup)
-class BackupAdmin(admin.ModelAdmin[Backup]):
+class BackupAdmin(AuditedAdmin[Backup]):
     list_display = [
         "id",
         "site",
@@ -28,7 +29,7 @@ class BackupAdmin(admin.ModelAdmin[Backup]):
 
 
 @admin.register(BackupPolicy)
-class BackupPolicyAdmin(admin.ModelAdmin[BackupPolicy]):
+class BackupPolicyAdmin(AuditedAdmin[BackupPolicy]):
     list_display = [
         "site",
         "enabled",
@@ -48,7 +49,7 @@ class BackupPolicyAdmin(admin.ModelAdmin[BackupPolicy]):
 
 
 @admin.register(Restore)
-class RestoreAdmin(admin.ModelAdmin[Restore]):
+class RestoreAdmin(AuditedAdmin[Restore]):
     list_display = [
         "id",
         "site",
@@ -70,7 +71,7 @@ class RestoreAdmin(admin.ModelAdmin[Restore]):
 
 
 @admin.register(RepositoryCheck)
-class RepositoryCheckAdmin(admin.ModelAdmin[RepositoryCheck]):
+class RepositoryCheckAdmin(AuditedAdmin[RepositoryCheck]):
     list_display = ["started_at", "read_data_subset", "ok", "seconds"]
     list_filter = ["ok"]
     readonly_fields = [f.name for f in RepositoryCheck._meta.fields]

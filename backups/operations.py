@@ -164,7 +164,15 @@ class SwitchToPreview(RestoreKind):
 
     name = "restore.switch"
     label = "Switch to the preview"
-    steps = (ss.SwapDomains(), ss.ApplyBothStacks(), ss.ConvergeBoth(), ss.VerifySwitched())
+    steps = (
+        ss.SwapDomains(),
+        ss.ApplyBothStacks(),
+        ss.ConvergeBoth(),
+        ss.VerifySwitched(),
+        site_steps.ConfigBackup(
+            site=rs.preview_of, name="config_backup", label="Snapshot the new config"
+        ),
+    )
 
     def on_succeeded(self, operation: Operation) -> None:
         Restore.objects.filter(pk=operation.target_id).update(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
@@ -229,3 +230,16 @@ def run_drills(sample: int) -> list[int]:
             continue
         started.append(restore.pk)
     return started
+
+
+def purge_site_backups(site: Site, log: Callable[[str], None]) -> int:
+    """Forget every snapshot of the site (operators only, when deleting with purge)."""
+    from backups.models import Backup, BackupStatus
+
+    repo = restic.repository_from_settings()
+    ids = [s.id for s in restic.snapshots(repo, tags={"site": str(site.pk)})]
+    if ids:
+        restic.forget(repo, ids, prune=True)
+    Backup.objects.filter(site=site).update(status=BackupStatus.FORGOTTEN)
+    log(f"forgot {len(ids)} snapshot(s) of {site.domain} and pruned the repository")
+    return len(ids)

@@ -5,6 +5,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from farm.admin_audit import AuditedAdmin
 from farm.invitations import invite_users
 from farm.models import AuditEvent, Membership, Operation, OperationStep, Tenant, User
 
@@ -22,7 +23,7 @@ def send_invitation(modeladmin: UserAdmin, request: HttpRequest, queryset: Query
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedAdmin[User], BaseUserAdmin):
     actions = [send_invitation]
     ordering = ["email"]
     list_display = ["email", "first_name", "last_name", "is_staff", "is_active", "last_login"]
@@ -41,7 +42,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin[Tenant]):
+class TenantAdmin(AuditedAdmin[Tenant]):
     list_display = ["name", "slug", "site_quota", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ("name",)}
@@ -50,7 +51,7 @@ class TenantAdmin(admin.ModelAdmin[Tenant]):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin[Membership]):
+class MembershipAdmin(AuditedAdmin[Membership]):
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__email", "tenant__name"]
@@ -69,7 +70,7 @@ class OperationStepInline(admin.TabularInline[OperationStep, Operation]):
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin[Operation]):
+class OperationAdmin(AuditedAdmin[Operation]):
     list_display = [
         "id",
         "kind",
@@ -113,7 +114,7 @@ class OperationAdmin(admin.ModelAdmin[Operation]):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+class AuditEventAdmin(AuditedAdmin[AuditEvent]):
     list_display = ["created_at", "actor_email", "action", "target_repr", "tenant", "ip_address"]
     list_filter = ["action"]
     search_fields = ["actor_email", "action", "target_repr"]
@@ -130,7 +131,7 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
 
 
 @admin.register(OperationStep)
-class OperationStepAdmin(admin.ModelAdmin[OperationStep]):
+class OperationStepAdmin(AuditedAdmin[OperationStep]):
     list_display = ["operation", "position", "label", "status", "attempts", "duration_ms"]
     list_filter = ["status", "name"]
     search_fields = ["operation__target_repr", "name"]

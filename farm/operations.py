@@ -125,6 +125,9 @@ class OperationKind:
     label: ClassVar[str] = ""
     target_type: ClassVar[str] = ""
     steps: ClassVar[Sequence[Step]] = ()
+    # False for kinds whose undo would destroy what existed before they ran (a
+    # repair reuses the provision steps, whose undo drops the database).
+    reversible: ClassVar[bool] = True
 
     def get_target(self, operation: Operation) -> Any:
         """Load the object the operation acts on (None when there is none)."""
@@ -314,6 +317,11 @@ def retry_operation(operation: Operation, *, note: str = "retry") -> Operation:
 
 def roll_back_operation(operation: Operation, *, note: str = "roll back") -> Operation:
     operation.refresh_from_db()
+    if not get_kind(operation.kind).reversible:
+        raise OperationStateError(
+            f"A {operation.kind} cannot be rolled back: undoing it would remove what the "
+            "site had before. Retry it, or restore from a backup."
+        )
     if not operation.can_roll_back():
         raise OperationStateError("Only a failed or cancelled operation can be rolled back.")
     return _reopen(operation, mode=OperationMode.ROLLBACK, note=note)

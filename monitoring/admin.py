@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from farm.admin_audit import AuditedAdmin
 from monitoring.models import Alert
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin[Alert]):
+class AlertAdmin(AuditedAdmin[Alert]):
     list_display = [
         "summary",
         "severity",

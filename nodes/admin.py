@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from farm.admin_audit import AuditedAdmin
 from nodes.models import Node
 
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin[Node]):
+class NodeAdmin(AuditedAdmin[Node]):
     list_display = [
         "hostname",
         "role",

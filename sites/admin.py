@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from farm.admin_audit import AuditedAdmin
 from sites.models import ReconcileReport, Site
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin[Site]):
+class SiteAdmin(AuditedAdmin[Site]):
     list_display = [
         "domain",
         "tenant",
@@ -34,7 +35,7 @@ class SiteAdmin(admin.ModelAdmin[Site]):
 
 
 @admin.register(ReconcileReport)
-class ReconcileReportAdmin(admin.ModelAdmin[ReconcileReport]):
+class ReconcileReportAdmin(AuditedAdmin[ReconcileReport]):
     list_display = ["created_at", "drift", "orphans", "error"]
     readonly_fields = ["created_at", "drift", "orphans", "findings", "error"]
 

@@ -63,6 +63,7 @@ class RepairSite(ProvisionSite):
 
     name = "site.repair"
     label = "Repair"
+    reversible = False
 
     def on_rolled_back(self, operation: Operation) -> None:
         self._set(operation, status=SiteStatus.FAILED, last_error="Repair was rolled back.")
@@ -98,6 +99,7 @@ class DeleteSite(SiteKind):
         steps.RemoveStack(),
         steps.DropDatabase(),
         steps.PurgeFiles(),
+        steps.PurgeBackups(),
     )
 
     def on_succeeded(self, operation: Operation) -> None:

@@ -253,7 +253,7 @@ class Monitoring(SiteStep):
 
 class BackupSchedule(SiteStep):
     name = "backups"
-    label = "Create the backup policy"
+    label = "Create the backup policy, snapshot the config"
 
     def run(self, ctx: StepContext) -> None:
         from backups.models import BackupPolicy
@@ -270,6 +270,7 @@ class BackupSchedule(SiteStep):
             f"at {policy.files_daily_at:%H:%M}; keep {policy.keep_daily} daily, "
             f"{policy.keep_weekly} weekly, {policy.keep_monthly} monthly"
         )
+        back_up_config(site, ctx)  # config on change: a new or repaired site's spec
 
     def undo(self, ctx: StepContext) -> None:
         from backups.models import BackupPolicy
@@ -378,3 +379,39 @@ class PurgeFiles(SiteStep):
             ctx.skip(f"kept {files.site_path(self.site(ctx).pk)} (not purged)")
         removed = files.remove_site_files(self.site(ctx).pk)
         ctx.log("deleted the site directory" if removed else "no site directory")
+
+
+class PurgeBackups(SiteStep):
+    name = "purge_backups"
+    label = "Forget backups (only when purging)"
+
+    def run(self, ctx: StepContext) -> None:
+        from backups.services import purge_site_backups
+
+        if not ctx.params.get("purge"):
+            ctx.skip("kept the backups (not purged)")
+        purge_site_backups(self.site(ctx), ctx.log)
+
+
+def back_up_config(site: Site, ctx: StepContext) -> None:
+    """Config on change: snapshot the site's spec. Best effort: the site works either
+    way, and a failed config backup is recorded (and alerted) like any backup."""
+    from backups.models import BackupPolicy
+    from backups.steps import backup_site_config
+
+    policy = BackupPolicy.objects.filter(site=site).first()
+    if policy is not None and not policy.config_on_change:
+        ctx.log("config backups on change are off for this site")
+        return
+    try:
+        backup_site_config(site, reason="config-change", operation_id=ctx.operation.pk, log=ctx.log)
+    except FarmError as exc:
+        ctx.log(f"the config backup failed ({exc.message}); the next backup will take it")
+
+
+class ConfigBackup(SiteStep):
+    name = "config_backup"
+    label = "Snapshot the site's config"
+
+    def run(self, ctx: StepContext) -> None:
+        back_up_config(self.site(ctx), ctx)

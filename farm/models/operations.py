@@ -158,7 +158,12 @@ class Operation(models.Model):
         return self.status in (OperationStatus.FAILED, OperationStatus.CANCELLED)
 
     def can_roll_back(self) -> bool:
-        return self.status in (OperationStatus.FAILED, OperationStatus.CANCELLED)
+        from farm.operations import registered_kinds
+
+        kind = registered_kinds().get(self.kind)
+        return self.status in (OperationStatus.FAILED, OperationStatus.CANCELLED) and (
+            kind is None or kind.reversible
+        )
 
     def can_cancel(self) -> bool:
         return self.status in UNFINISHED and not self.cancel_requested

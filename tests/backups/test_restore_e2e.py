@@ -277,3 +277,26 @@ def test_a_restore_that_fails_verification_is_failed_and_the_safety_backup_resto
     assert state_of(site) == vandalised, "exactly the state before the restore"
     site.refresh_from_db()
     assert site.status == SiteStatus.ACTIVE and not site.maintenance
+
+
+def test_a_drill_restores_beside_verifies_measures_and_removes_the_preview(repo_dir, site):
+    from backups.models import BackupKind
+
+    site, operator = site
+    prepare(site, operator)
+    started = services.run_drills(1)
+    assert len(started) == 1
+    drill = Restore.objects.get(pk=started[0])
+    assert drill.is_drill and drill.target == "beside"
+    assert drill.operation is not None
+    assert run_operation(drill.operation.pk) == "succeeded", Operation.objects.get(
+        pk=drill.operation.pk
+    ).error
+    drill.refresh_from_db()
+    assert drill.status == RestoreStatus.DISCARDED and drill.verified
+    assert drill.rto_seconds is not None and 0 < drill.rto_seconds < 3600
+    preview = drill.preview_site
+    assert preview is not None and preview.status == SiteStatus.DELETED
+    assert not database.database_exists(preview.db_name)
+    assert not files.site_path(preview.pk).exists()
+    assert Backup.objects.filter(site=site, kind=BackupKind.DB).exists()

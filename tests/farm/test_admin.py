@@ -50,3 +50,34 @@ def test_operators_invite_people_from_the_admin(operator, owner, mailoutbox):
     assert mailoutbox[0].to == [owner.email]
     assert "/accounts/password/reset/key/" in mailoutbox[0].body
     assert AuditEvent.objects.filter(action="user.invite", target_id=str(owner.pk)).exists()
+
+
+def test_bulk_edits_and_deletes_in_the_admin_are_audited(operator, tenant, other_tenant):
+    from farm.models import AuditEvent, Tenant
+
+    client = client_for(operator)
+    response = client.post(
+        reverse("admin:farm_tenant_changelist"),
+        {
+            "form-TOTAL_FORMS": "2",
+            "form-INITIAL_FORMS": "2",
+            "form-0-id": tenant.pk,
+            "form-0-site_quota": "9",
+            "form-1-id": other_tenant.pk,
+            "form-1-site_quota": str(other_tenant.site_quota),
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302
+    assert Tenant.objects.get(pk=tenant.pk).site_quota == 9
+    event = AuditEvent.objects.get(action="admin.change.tenant")
+    assert event.actor == operator and event.target_id == str(tenant.pk)
+
+    client.post(
+        reverse("admin:farm_tenant_changelist"),
+        {"action": "delete_selected", "_selected_action": [other_tenant.pk], "post": "yes"},
+    )
+    assert not Tenant.objects.filter(pk=other_tenant.pk).exists()
+    assert AuditEvent.objects.filter(
+        action="admin.delete.tenant", target_id=str(other_tenant.pk)
+    ).exists()

@@ -121,3 +121,18 @@ def test_repair_is_for_operators(owner, operator, site):
 def test_reconcile_page_is_for_operators(owner, operator):
     assert client_for(owner).get(reverse("site_reconcile")).status_code == 403
     assert client_for(operator).get(reverse("site_reconcile")).status_code == 200
+
+
+def test_a_failed_repair_offers_retry_but_never_roll_back(operator, site):
+    from farm.errors import OperationStateError
+    from farm.operations import roll_back_operation
+
+    client_for(operator).post(reverse("site_repair", args=[site.pk]))
+    operation = Operation.objects.get()
+    Operation.objects.filter(pk=operation.pk).update(status="failed", lock_key=None)
+    operation.refresh_from_db()
+    assert operation.can_retry() and not operation.can_roll_back()
+    with pytest.raises(OperationStateError, match="cannot be rolled back"):
+        roll_back_operation(operation)
+    page = client_for(operator).get(reverse("operation_detail", args=[operation.pk]))
+    assert "Roll back" not in page.content.decode()
