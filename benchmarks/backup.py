@@ -20,35 +20,21 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "farm.settings")
-os.environ.setdefault("FARM_VAR_DIR", str(ROOT / "var" / "bench"))
-sys.path.insert(0, str(ROOT))
+from django.conf import settings
+from django.utils import timezone
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from backups import restic, services  # noqa: E402
-from backups.mariadb_tools import mariadb_option_file  # noqa: E402
-from backups.models import Backup  # noqa: E402
-from farm.models import Tenant, User  # noqa: E402
-from farm.runner import run_operation  # noqa: E402
-from nodes.bootstrap import farm_up  # noqa: E402
-from nodes.inventory import sync_nodes  # noqa: E402
-from sites import database, files  # noqa: E402
-from sites import services as site_services  # noqa: E402
-from sites.swarm_site import remove_stack  # noqa: E402
+from backups import restic, services
+from backups.mariadb_tools import mariadb_option_file
+from backups.models import Backup
+from benchmarks.common import prepare_farm, remove_site
+from farm.runner import run_operation
+from sites import database, files
+from sites import services as site_services
 
 MB = 1024 * 1024
 
@@ -176,15 +162,7 @@ def main() -> None:
     parser.add_argument("--db-mb", type=int, default=1024)
     parser.add_argument("--files", type=int, default=20_000)
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
-    farm_up(progress=lambda m: None)
-    sync_nodes()
-    tenant, _ = Tenant.objects.get_or_create(
-        slug="bench", defaults={"name": "Bench", "site_quota": 1000}
-    )
-    actor = User.objects.filter(email="bench@farm.localhost").first() or User.objects.create_user(
-        "bench@farm.localhost", None, is_staff=True
-    )
+    tenant, actor = prepare_farm()
     created = site_services.create_site(
         tenant=tenant,
         domain=f"bk-{uuid.uuid4().hex[:6]}.localhost",
@@ -255,9 +233,7 @@ def main() -> None:
             f"({', '.join(f'{k} {v:.1f}s' for k, v in steps.items())})"
         )
     finally:
-        remove_stack(site_id, lambda m: None)
-        database.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
-        files.remove_site_files(site_id)
+        remove_site(site_id)
         shutil.rmtree(Path(settings.VAR_DIR) / "bench-repos", ignore_errors=True)
 
 

@@ -19,26 +19,13 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "farm.settings")
-os.environ.setdefault("FARM_VAR_DIR", str(ROOT / "var" / "bench"))
-sys.path.insert(0, str(ROOT))
+import requests
+from django.conf import settings
 
-import django  # noqa: E402
-
-django.setup()
-
-import requests  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-
-from farm.models import Operation, Tenant, User  # noqa: E402
-from nodes.bootstrap import farm_up  # noqa: E402
-from nodes.inventory import sync_nodes  # noqa: E402
-from sites import database, files, services  # noqa: E402
-from sites.swarm_site import remove_stack  # noqa: E402
+from benchmarks.common import ROOT, prepare_farm, remove_site
+from farm.models import Operation
+from sites import services
 
 # Steps whose time is spent waiting for Swarm to start and check tasks, or for
 # Traefik to pick the route up; the rest is the panel's own work (and API calls).
@@ -62,15 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sites", type=int, default=5)
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
-    farm_up(progress=lambda m: None)
-    sync_nodes()
-    tenant, _ = Tenant.objects.get_or_create(
-        slug="bench", defaults={"name": "Bench", "site_quota": 1000}
-    )
-    actor = User.objects.filter(email="bench@farm.localhost").first() or User.objects.create_user(
-        "bench@farm.localhost", None, is_staff=True
-    )
+    tenant, actor = prepare_farm()
     log = (ROOT / "var" / "bench-qcluster.log").open("ab")
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
@@ -112,9 +91,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
         for site_id in created_ids:
-            remove_stack(site_id, lambda m: None)
-            database.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
-            files.remove_site_files(site_id)
+            remove_site(site_id)
 
     print(f"\n{'site':<28} {'submit→install':>14} {'queue':>7} {'panel':>7} {'swarm wait':>10}")
     for domain, wall, queued, panel, waiting, _ in rows:

@@ -32,6 +32,7 @@ def site(settings, tenant, tmp_path, mariadb) -> Iterator[Site]:
     """A site whose database lives on the host MariaDB, and a local repository."""
     settings.FARM_MARIADB_HOST, settings.FARM_MARIADB_PORT = MARIADB.host, MARIADB.port
     settings.FARM_MARIADB_ADMIN_USER, settings.FARM_MARIADB_ADMIN_PASSWORD = "root", ""
+    settings.FARM_SECRETS_DIR = tmp_path / "secrets"  # not the farm's root password
     settings.FARM_SITES_ROOT = tmp_path / "sites"
     settings.FARM_BACKUP_REPOSITORY = str(tmp_path / "repo")
     settings.FARM_RESTIC_PASSWORD = "right-password"
