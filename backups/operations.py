@@ -121,7 +121,7 @@ class RestoreSite(RestoreKind):
         restore.save(update_fields=["status", "finished_at", "error"])
         if restore.target == RestoreTarget.IN_PLACE:
             Site.objects.filter(pk=restore.site_id).update(status=SiteStatus.ACTIVE, last_error="")
-        elif restore.preview_site_id:
+        elif restore.preview_site_id and not restore.is_drill:  # a drill removed its preview
             Site.objects.filter(pk=restore.preview_site_id).update(status=SiteStatus.ACTIVE)
 
     def on_failed(self, operation: Operation) -> None:

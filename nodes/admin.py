@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from farm.admin_audit import AuditedAdmin
-from nodes.models import Node
+from nodes.models import EngineStatus, Node
 
 
 @admin.register(Node)
@@ -39,3 +39,12 @@ class NodeAdmin(AuditedAdmin[Node]):
         "last_seen_at",
         "synced_at",
     ]
+
+
+@admin.register(EngineStatus)
+class EngineStatusAdmin(AuditedAdmin[EngineStatus]):
+    list_display = ["available", "message", "checked_at"]
+    readonly_fields = ["available", "message", "checked_at"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

@@ -62,3 +62,11 @@ def sync_nodes() -> dict[str, int]:
             .update(status=NodeStatus.GONE, synced_at=now)
         )
     return {"created": created, "updated": updated, "gone": gone}
+
+
+def record_engine_status(available: bool, message: str = "") -> None:
+    from nodes.models import EngineStatus
+
+    EngineStatus.objects.update_or_create(
+        pk=1, defaults={"available": available, "message": message, "checked_at": timezone.now()}
+    )

@@ -62,3 +62,21 @@ class Node(models.Model):
 
     def is_schedulable(self) -> bool:
         return self.status == NodeStatus.READY and self.availability == NodeAvailability.ACTIVE
+
+
+class EngineStatus(models.Model):
+    """What the workers last found when they asked the Swarm (one row).
+
+    The web process reads this instead of asking Docker itself: in production it
+    has no Docker socket, the workers do the work.
+    """
+
+    available = models.BooleanField(default=False)
+    message = models.TextField(blank=True)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "engine status"
+
+    def __str__(self) -> str:
+        return "available" if self.available else f"unavailable: {self.message}"

@@ -189,7 +189,9 @@ def prepare(site: Site, operator: User) -> tuple[dict, dict]:
 def test_round_trip_in_place_then_beside_and_switch(repo_dir, site):
     site, operator = site
     before = prepare(site, operator)
-    assert Backup.objects.filter(site=site, status=BackupStatus.SUCCEEDED).count() == 3
+    manual = Backup.objects.filter(site=site, reason="manual", status=BackupStatus.SUCCEEDED)
+    assert sorted(manual.values_list("kind", flat=True)) == ["config", "db", "files"]
+    assert Backup.objects.filter(site=site, reason="config-change").exists(), "config on change"
 
     vandalise(site)
     assert state_of(site) != before
@@ -243,7 +245,8 @@ def test_round_trip_against_s3(settings, site):
         repo = restic.repository_from_settings()
         assert repo.url.startswith("s3:")
         before = prepare(site, operator)
-        assert len(restic.snapshots(repo, tags={"site": str(site.pk)})) == 3
+        kinds = sorted(s.tags["kind"] for s in restic.snapshots(repo, tags={"site": str(site.pk)}))
+        assert kinds == ["config", "db", "files"]
         vandalise(site)
         done = restore(site, operator, "in_place")
         assert done.status == RestoreStatus.SUCCEEDED, done.error

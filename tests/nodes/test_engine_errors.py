@@ -51,3 +51,43 @@ def test_capacity_constants_match_what_the_stacks_reserve():
     assert PLATFORM.cpu == pytest.approx(sum(s.cpu_reservation or 0 for s in platform))
     assert PLATFORM.memory_mb == sum(s.mem_reservation_mb or 0 for s in platform)
     assert set(SITE_SERVICES) == {"php", "nginx", "redis"}
+
+
+@pytest.mark.django_db
+def test_the_banner_shows_what_the_workers_recorded_without_asking_docker(owner, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from nodes.inventory import record_engine_status
+    from nodes.models import EngineStatus
+
+    def no_docker_from_the_web(*args, **kwargs):
+        raise AssertionError("the web process asked Docker")
+
+    monkeypatch.setattr("nodes.swarm.engine_status", no_docker_from_the_web)
+    client = client_for(owner)
+
+    def banner() -> str:
+        context_processors._banner_cache = (0.0, "")
+        body = client.get(reverse("dashboard")).content.decode()
+        return body.split('role="status">')[1].split("</div>")[0] if 'role="status"' in body else ""
+
+    record_engine_status(True)
+    assert banner() == ""
+    record_engine_status(False, "The Docker Engine does not answer.")
+    assert "Provisioning is unavailable: The Docker Engine does not answer." in banner()
+    record_engine_status(True)
+    EngineStatus.objects.update(checked_at=timezone.now() - timedelta(minutes=20))
+    assert "the workers last reported on the Swarm" in banner()
+    assert "qcluster" in banner()
+
+
+@pytest.mark.django_db
+def test_the_minute_task_records_the_engine_status(no_engine):
+    from nodes.models import EngineStatus
+    from nodes.tasks import sync_node_inventory
+
+    assert sync_node_inventory().startswith("skipped")
+    status = EngineStatus.objects.get()
+    assert not status.available and "does not answer" in status.message

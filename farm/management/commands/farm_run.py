@@ -61,7 +61,7 @@ class Command(BaseCommand):
         Without a Docker Engine the panel still runs, with a banner saying why."""
         from farm.errors import FarmError
         from nodes.bootstrap import farm_up
-        from nodes.inventory import sync_nodes
+        from nodes.inventory import record_engine_status, sync_nodes
 
         self.stdout.write(
             "Bringing the local farm up (the first run builds the images: a few minutes)…"
@@ -71,6 +71,7 @@ class Command(BaseCommand):
             report = farm_up(start_engine=True, progress=lambda m: self.stdout.write(f"  … {m}"))
             sync_nodes()
         except FarmError as exc:
+            record_engine_status(False, exc.message)
             self.stdout.write(
                 self.style.WARNING(
                     f"The local farm is not available: {exc.message}\n"
@@ -78,6 +79,7 @@ class Command(BaseCommand):
                 )
             )
             return
+        record_engine_status(True)
         for change in report.changes:
             self.stdout.write(f"  + {change}")
         self.stdout.write(
