@@ -20,6 +20,7 @@ PERIODIC_TASKS: list[Periodic] = [
     Periodic("nodes: sync the node inventory", "nodes.tasks.sync_node_inventory", 1),
     Periodic("sites: reconcile with Swarm, MariaDB and disk", "sites.tasks.reconcile_sites", 10),
     Periodic("sites: run WordPress cron", "sites.tasks.run_wordpress_cron", 5),
+    Periodic("monitoring: pull firing alerts from Alertmanager", "monitoring.tasks.sync_alerts", 1),
     Periodic("backups: claim what is due", "backups.tasks.backup_tick", 1),
     Periodic("backups: RPO check and alerts", "backups.tasks.check_rpo", 10),
     Periodic(

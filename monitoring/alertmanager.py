@@ -1,4 +1,5 @@
-"""Alerts pushed by Alertmanager's webhook become Alert rows (one per firing)."""
+"""Alertmanager's alerts become Alert rows (one per firing): pushed by its webhook
+and pulled from its API every minute."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+import requests
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from farm.errors import FarmError
 from monitoring.models import Alert, AlertSeverity, AlertStatus
 from sites.models import Site
 
@@ -70,3 +74,56 @@ def ingest(payload: dict[str, Any]) -> int:
             alert.save(update_fields=["status", "resolved_at"])
             touched += 1
     return touched
+
+
+class AlertmanagerUnreachable(FarmError):
+    pass
+
+
+def _active_alerts() -> list[dict[str, Any]]:
+    try:
+        response = requests.get(
+            # Silenced and inhibited alerts are included: muted is not resolved.
+            f"{settings.FARM_ALERTMANAGER_URL.rstrip('/')}/api/v2/alerts",
+            timeout=10,
+        )
+        response.raise_for_status()
+        body = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise AlertmanagerUnreachable(
+            f"Alertmanager did not answer: {exc}", retryable=True
+        ) from exc
+    if not isinstance(body, list):
+        raise AlertmanagerUnreachable("Alertmanager's answer is not a list of alerts")
+    return body
+
+
+def sync_from_alertmanager() -> tuple[int, int]:
+    """Read the alerts firing now from Alertmanager's API and make the panel agree.
+
+    The webhook pushes changes as they happen; this pull, every minute, is what
+    makes the panel right when a webhook is lost or cannot reach the panel (a
+    panel bound to 127.0.0.1 on a one-machine farm, say). Returns (firing
+    alerts applied, alerts resolved). When Alertmanager does not answer, nothing
+    is resolved: an unreachable Alertmanager is not a quiet farm.
+    """
+    active = _active_alerts()
+    payload = {
+        "alerts": [
+            {
+                "status": "firing",
+                "fingerprint": item.get("fingerprint"),
+                "labels": item.get("labels", {}),
+                "annotations": item.get("annotations", {}),
+                "startsAt": item.get("startsAt"),
+            }
+            for item in active
+        ]
+    }
+    applied = ingest(payload)
+    live = {item.get("fingerprint") for item in active}
+    gone = Alert.objects.filter(source="alertmanager", status=AlertStatus.FIRING).exclude(
+        fingerprint__in=[f for f in live if f]
+    )
+    resolved = gone.update(status=AlertStatus.RESOLVED, resolved_at=timezone.now())
+    return applied, resolved

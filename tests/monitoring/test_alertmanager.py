@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import timedelta
 
 import pytest
+import requests
+from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from monitoring.models import Alert
+from monitoring.tasks import UNREACHABLE, sync_alerts
 from sites.models import Site
 from tests.conftest import client_for
+from tests.support.farm import ensure_farm
 
 pytestmark = pytest.mark.django_db
 
@@ -95,3 +102,83 @@ def test_a_body_that_is_not_json_is_refused(client, token):
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     assert response.status_code == 400
+
+
+# The pull from Alertmanager's API: the webhook's backstop.
+
+
+def test_when_alertmanager_does_not_answer_nothing_is_resolved_and_an_alert_says_so(settings):
+    settings.FARM_ALERTMANAGER_URL = "http://127.0.0.1:9"  # nothing listens on discard
+    from_alertmanager = Alert.objects.create(
+        fingerprint="am-1",
+        source="alertmanager",
+        name="SiteDown",
+        summary="down",
+        started_at=timezone.now(),
+        last_seen_at=timezone.now(),
+    )
+    assert "Alertmanager did not answer" in sync_alerts()
+    from_alertmanager.refresh_from_db()
+    assert from_alertmanager.status == "firing"
+    unreachable = Alert.objects.get(fingerprint=UNREACHABLE)
+    assert unreachable.status == "firing" and unreachable.source == "panel"
+
+    sync_alerts()  # still down: the same alert, not a second one
+    assert Alert.objects.filter(fingerprint=UNREACHABLE).count() == 1
+
+
+def alertmanager_post(alerts: list[dict]) -> None:
+    response = requests.post(
+        f"{settings.FARM_ALERTMANAGER_URL}/api/v2/alerts", json=alerts, timeout=10
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.swarm
+@pytest.mark.slow
+def test_alerts_firing_in_the_real_alertmanager_are_pulled_in_and_resolved(tenant):
+    ensure_farm()
+    site = Site.objects.create(tenant=tenant, domain="pulled.acme.test", status="active")
+    name = f"FarmTest{uuid.uuid4().hex[:8]}"
+    alert = {
+        "labels": {"alertname": name, "site_id": str(site.pk), "severity": "critical"},
+        "annotations": {"summary": f"{site.domain} is not answering"},
+    }
+    Alert.objects.create(  # left firing by a lost webhook; Alertmanager no longer has it
+        fingerprint="lost-webhook",
+        source="alertmanager",
+        name="SiteDown",
+        summary="gone",
+        started_at=timezone.now(),
+        last_seen_at=timezone.now(),
+    )
+    Alert.objects.create(
+        fingerprint=UNREACHABLE,
+        name="AlertmanagerUnreachable",
+        summary="x",
+        started_at=timezone.now(),
+        last_seen_at=timezone.now(),
+    )
+    alertmanager_post([alert])
+    try:
+        sync_alerts()
+        pulled = Alert.objects.get(name=name)
+        assert (pulled.status, pulled.site, pulled.tenant, pulled.severity) == (
+            "firing",
+            site,
+            tenant,
+            "critical",
+        )
+        assert pulled.summary == "pulled.acme.test is not answering"
+        assert Alert.objects.get(fingerprint="lost-webhook").status == "resolved"
+        assert Alert.objects.get(fingerprint=UNREACHABLE).status == "resolved"
+
+        sync_alerts()  # the same firing is one row, however often it is pulled
+        assert Alert.objects.filter(name=name).count() == 1
+    finally:
+        ended = (timezone.now() - timedelta(minutes=1)).isoformat()
+        alertmanager_post([{**alert, "endsAt": ended}])
+
+    sync_alerts()
+    pulled.refresh_from_db()
+    assert pulled.status == "resolved" and pulled.resolved_at is not None
