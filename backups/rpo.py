@@ -24,6 +24,7 @@ from sites.models import Site, SiteStatus
 CACHE_KEY = "backups:rpo-snapshots"
 CACHE_SECONDS = 60
 ALERT_PREFIX = "rpo-breached-site-"
+UNREADABLE_ALERT = "rpo-repository-unreadable"
 
 
 @dataclass
@@ -72,7 +73,12 @@ def repository_snapshots(*, fresh: bool = False) -> list[restic.Snapshot]:
         cached = cache.get(CACHE_KEY)
         if cached is not None:
             return list(cached)
-    snapshots = restic.snapshots(restic.repository_from_settings())
+    try:
+        snapshots = restic.snapshots(restic.repository_from_settings())
+    except restic.ResticError as exc:
+        if exc.kind != "not_initialised":
+            raise
+        snapshots = []  # a farm whose first backup has not run yet: nothing is in it
     cache.set(CACHE_KEY, snapshots, CACHE_SECONDS)
     return snapshots
 
@@ -132,11 +138,25 @@ def live_sites(user: User | None = None) -> list[Site]:
 
 def check_rpo() -> dict[str, int]:
     """Raise an Alert for each site past its RPO; resolve the others' (every 10 min)."""
-    from monitoring.alerts import raise_alert
+    from monitoring.alerts import raise_alert, resolve_alert
     from monitoring.models import Alert, AlertStatus
 
+    sites = live_sites()
+    try:
+        rows = ledger(sites, fresh=True) if sites else []
+    except restic.ResticError as exc:
+        raise_alert(
+            fingerprint=UNREADABLE_ALERT,
+            name="RepositoryUnreadable",
+            severity="critical",
+            source="rpo",
+            summary="The RPO cannot be measured: the backup repository cannot be read",
+            description=exc.message,
+        )
+        raise
+    resolve_alert(UNREADABLE_ALERT)
     breached: list[str] = []
-    for row in ledger(live_sites(), fresh=True):
+    for row in rows:
         if not row.breached:
             continue
         fingerprint = f"{ALERT_PREFIX}{row.site.pk}"

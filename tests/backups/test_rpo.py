@@ -223,6 +223,34 @@ def test_the_alert_of_a_site_deleted_while_breached_is_resolved(farm):
     assert set(firing_rpo_alerts()) == {farm["old"].pk}
 
 
+def test_before_the_first_backup_there_is_no_repository_and_no_site_has_a_snapshot(
+    farm, settings, tmp_path
+):
+    settings.FARM_BACKUP_REPOSITORY = str(tmp_path / "not-created-yet")
+    assert rpo.check_rpo() == {"breached": 3}, "all but NEW, still within its first 6 h"
+    assert not Alert.objects.filter(fingerprint=rpo.UNREADABLE_ALERT).exists()
+    assert not (tmp_path / "not-created-yet").exists(), "the check creates nothing"
+
+
+def test_a_farm_without_sites_does_not_read_the_repository(settings, tmp_path):
+    settings.FARM_RESTIC_PASSWORD = "not-the-password"  # would fail, were it read
+    assert rpo.check_rpo() == {"breached": 0}
+
+
+def test_an_unreadable_repository_is_an_alert_until_it_reads_again(farm, settings):
+    settings.FARM_RESTIC_PASSWORD = "not-the-password"
+    with pytest.raises(restic.ResticError):
+        rpo.check_rpo()
+    unreadable = Alert.objects.get(fingerprint=rpo.UNREADABLE_ALERT)
+    assert unreadable.status == AlertStatus.FIRING and unreadable.severity == "critical"
+    assert "password" in unreadable.description
+
+    settings.FARM_RESTIC_PASSWORD = PASSWORD
+    assert rpo.check_rpo() == {"breached": 2}
+    unreadable.refresh_from_db()
+    assert unreadable.status == AlertStatus.RESOLVED
+
+
 # -- the pages --------------------------------------------------------------------------
 
 
@@ -251,7 +279,7 @@ def test_tenants_see_only_their_sites_in_the_ledger(farm, repo, tmp_path, outsid
 
 
 def test_the_ledger_page_shows_a_repository_it_cannot_read(farm, owner, settings, tmp_path):
-    settings.FARM_BACKUP_REPOSITORY = str(tmp_path / "nowhere")
+    settings.FARM_RESTIC_PASSWORD = "not-the-password"
     response = client_for(owner).get(reverse("rpo_ledger"), {"refresh": "1"})
     assert response.status_code == 200
     assert response.context["error"] and response.context["rows"] == []
