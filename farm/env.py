@@ -32,6 +32,15 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+def env_path(name: str, default: Path, *, base: Path) -> Path:
+    """A filesystem path; a relative one is taken from ``base`` (the project root), so
+    that ``FARM_VAR_DIR=var/bench`` means the same wherever a process starts and is
+    absolute where it must be (a Docker bind mount source, say)."""
+    raw = env_str(name)
+    path = Path(raw) if raw else default
+    return path if path.is_absolute() else base / path
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:

@@ -22,6 +22,7 @@ from farm.env import (
     env_int,
     env_json_dict,
     env_list,
+    env_path,
     env_str,
 )
 
@@ -29,7 +30,7 @@ from farm.env import (
 django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("FARM_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR = env_path("FARM_VAR_DIR", BASE_DIR / "var", base=BASE_DIR)
 
 FARM_ENV = env_choice("FARM_ENV", "development", ("development", "test", "production"))
 PRODUCTION = FARM_ENV == "production"
@@ -269,7 +270,7 @@ FARM_IMAGES = env_choice(
     "FARM_IMAGES", "upstream" if PRODUCTION else "local", ("local", "upstream")
 )
 FARM_IMAGE_OVERRIDES: dict[str, str] = env_json_dict("FARM_IMAGE_OVERRIDES")
-FARM_IMAGE_CACHE_DIR = Path(env_str("FARM_IMAGE_CACHE_DIR", str(VAR_DIR / "cache" / "images")))
+FARM_IMAGE_CACHE_DIR = env_path("FARM_IMAGE_CACHE_DIR", VAR_DIR / "cache" / "images", base=BASE_DIR)
 FARM_STACK = "farm"  # the stack namespace of the platform services
 FARM_PUBLIC_SHARDS = env_int("FARM_PUBLIC_SHARDS", 2, minimum=1)
 FARM_SITES_PER_SHARD = env_int("FARM_SITES_PER_SHARD", 200, minimum=1)
@@ -288,16 +289,16 @@ FARM_SITE_DB_HOST = env_str("FARM_SITE_DB_HOST", "auto")
 # are added to mysql_users, loaded to runtime and saved to disk.
 PROXYSQL_ADMIN_URL = env_str("PROXYSQL_ADMIN_URL")
 PROXYSQL_HOSTGROUP = env_int("PROXYSQL_HOSTGROUP", 10, minimum=0)
-FARM_SECRETS_DIR = Path(env_str("FARM_SECRETS_DIR", str(VAR_DIR / "secrets")))
-FARM_MARIADB_DATA = env_str("FARM_MARIADB_DATA", str(VAR_DIR / "mariadb"))
+FARM_SECRETS_DIR = env_path("FARM_SECRETS_DIR", VAR_DIR / "secrets", base=BASE_DIR)
+FARM_MARIADB_DATA = str(env_path("FARM_MARIADB_DATA", VAR_DIR / "mariadb", base=BASE_DIR))
 FARM_PROMETHEUS_PORT = env_int("FARM_PROMETHEUS_PORT", 19090, minimum=1)
 FARM_PROMETHEUS_URL = env_str("FARM_PROMETHEUS_URL", f"http://127.0.0.1:{FARM_PROMETHEUS_PORT}")
 FARM_ALERTMANAGER_PORT = env_int("FARM_ALERTMANAGER_PORT", 19093, minimum=1)
 FARM_ALERTMANAGER_URL = env_str(
     "FARM_ALERTMANAGER_URL", f"http://127.0.0.1:{FARM_ALERTMANAGER_PORT}"
 )
-FARM_PROMETHEUS_TARGETS_DIR = Path(
-    env_str("FARM_PROMETHEUS_TARGETS_DIR", str(VAR_DIR / "prometheus" / "targets"))
+FARM_PROMETHEUS_TARGETS_DIR = env_path(
+    "FARM_PROMETHEUS_TARGETS_DIR", VAR_DIR / "prometheus" / "targets", base=BASE_DIR
 )
 # CPU reservations (admission control, not limits) are those of the reference
 # design in production (php-fpm 0.25 CPU per site: ~25 sites on 8 vCPU); a
@@ -310,7 +311,7 @@ FARM_CPU_RESERVATION_SCALE = env_float(
 FARM_EDGE_URL = env_str("FARM_EDGE_URL", f"http://127.0.0.1:{FARM_HTTP_PORT}")
 FARM_CONVERGE_TIMEOUT = env_int("FARM_CONVERGE_TIMEOUT", 300, minimum=10)
 FARM_REACHABLE_TIMEOUT = env_int("FARM_REACHABLE_TIMEOUT", 120, minimum=5)
-FARM_SITES_ROOT = Path(env_str("FARM_SITES_ROOT", str(VAR_DIR / "sites")))
+FARM_SITES_ROOT = env_path("FARM_SITES_ROOT", VAR_DIR / "sites", base=BASE_DIR)
 # Cloudflare DNS for site records (sites/dns.py); unset token: DNS steps are skipped.
 # Backups: restic repository (local directory or S3/Spaces), password, timeouts.
 from backups.backup_settings import *  # noqa: E402, F403

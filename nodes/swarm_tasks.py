@@ -95,9 +95,12 @@ def wait_converged(
             want = (replicas or {}).get(name, 1)
             update = _update_state(cli, name)
             if update in ("rollback_completed", "paused", "rollback_paused"):
+                why = "; ".join(
+                    sorted({t.error for t in service_tasks(cli, name) if t.error})
+                ) or _update_message(cli, name)
                 raise SwarmError(
                     f"{name}: the update did not take and Swarm {update.replace('_', ' ')}"
-                    f" it ({_update_message(cli, name)})",
+                    f" it: {why}",
                     retryable=False,
                 )
             if update in ("updating", "rollback_started"):

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from farm.env import database_settings, env_bool, env_int, env_str, parse_database_url
+from farm.env import (
+    database_settings,
+    env_bool,
+    env_int,
+    env_path,
+    env_str,
+    parse_database_url,
+)
 from farm.settings import check_production_posture
 from tests.support.processes import ROOT
 
@@ -126,3 +135,36 @@ def test_default_queue_is_the_orm_broker_and_redis_is_opt_in(settings):
         },
     )
     assert redis.stdout.split() == ["redis://127.0.0.1:6379/3", "None"], redis.stderr
+
+
+def test_relative_paths_are_taken_from_the_project_root(monkeypatch, tmp_path):
+    base = tmp_path / "project"
+    monkeypatch.setenv("FARM_X_DIR", "var/bench")
+    assert env_path("FARM_X_DIR", Path("/default"), base=base) == base / "var" / "bench"
+    monkeypatch.setenv("FARM_X_DIR", "/srv/farm")
+    assert env_path("FARM_X_DIR", Path("/default"), base=base) == Path("/srv/farm")
+    monkeypatch.delenv("FARM_X_DIR")
+    assert env_path("FARM_X_DIR", Path("var"), base=base) == base / "var"
+
+
+def test_a_relative_var_dir_gives_absolute_bind_mount_sources():
+    """Docker refuses a relative bind mount source: FARM_VAR_DIR=var/test must still
+    give absolute paths for everything the farm mounts."""
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'farm.settings'; "
+        "django.setup(); from django.conf import settings as s; "
+        "print(s.VAR_DIR, s.FARM_MARIADB_DATA, s.FARM_PROMETHEUS_TARGETS_DIR, "
+        "s.FARM_SITES_ROOT, s.FARM_SECRETS_DIR, s.FARM_IMAGE_CACHE_DIR)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
+    env |= {"FARM_ENV": "test", "FARM_VAR_DIR": "var/test", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd="/",  # not the project root: relative must mean the project, not the cwd
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out[0] == str(Path(ROOT) / "var" / "test")  # the test run's own var dir
+    assert all(Path(p).is_absolute() and p.startswith(out[0]) for p in out), out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 import requests
@@ -17,7 +18,9 @@ from nodes.inventory import sync_nodes
 from nodes.models import Node
 from nodes.swarm import (
     MANAGED_LABEL,
+    Mount,
     ServiceDef,
+    SwarmError,
     apply_service,
     client,
     container_health,
@@ -108,6 +111,25 @@ def test_traefik_routes_by_host_to_a_labelled_service():
         assert response is not None and response.status_code == 200, response
         other = requests.get(url, headers={"Host": "nobody.localhost"}, timeout=5)
         assert other.status_code == 404, "unknown hosts get Traefik's 404"
+    finally:
+        remove_service(cli, name)
+
+
+def test_an_update_swarm_rolls_back_fails_with_swarms_own_words():
+    ensure_farm()
+    cli = client()
+    name = f"test-rollback-{uuid.uuid4().hex[:8]}"
+    sdef = ServiceDef(name=name, image=image_for("nginx"), stack=name)
+    try:
+        apply_service(cli, sdef)
+        wait_converged(cli, [name], timeout_s=120)
+        # Docker takes the spec and every task of it is then rejected.
+        broken = replace(sdef, mounts=[Mount("relative/dir", "/srv/x", type="bind")])
+        assert apply_service(cli, broken) == "updated"
+        with pytest.raises(SwarmError) as failed:
+            wait_converged(cli, [name], timeout_s=120)
+        assert "rollback" in failed.value.message
+        assert "invalid bind mount source" in failed.value.message
     finally:
         remove_service(cli, name)
 
