@@ -9,6 +9,7 @@ from django.conf import settings
 
 from backups.models import Restore
 from backups.restore_steps import restore_of
+from backups.verify import http_ok
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
 from sites.models import Site
@@ -104,7 +105,7 @@ class VerifySwitched(Step):
                     timeout=10,
                     allow_redirects=False,
                 )
-                if 0 < response.status_code < 500:
+                if http_ok(response.status_code):
                     ctx.log(f"{preview.domain}: HTTP {response.status_code}")
                     return
                 last = f"HTTP {response.status_code}"

@@ -70,8 +70,15 @@ def verify_restore(restore: Restore) -> dict[str, Any]:
         status, maintenance = 0, False
         report["http_error"] = str(exc)
     report["http"] = {"status": status, "domain": site.domain}
-    report["ok"] &= 0 < status < 500 and not maintenance
+    report["ok"] &= http_ok(status) and not maintenance
     return report
+
+
+def http_ok(status: int) -> bool:
+    """The site answers as a site: 2xx or a redirect (WordPress sends visitors of a
+    site not yet installed to install.php), or asks for credentials. Traefik's own
+    404 (no route to the host yet) and any 5xx are not a working site."""
+    return 200 <= status < 400 or status in (401, 403)
 
 
 class Verify(Step):
@@ -117,4 +124,4 @@ def _part_ok(part: str, report: dict[str, Any]) -> bool:
         return report["database"]["manifest"] and not report["database"]["mismatched"]
     if part == "files":
         return not report["files"]["mismatched_count"] and not report["files"]["extra"]
-    return 0 < report["http"]["status"] < 500
+    return http_ok(report["http"]["status"])
