@@ -3,26 +3,16 @@ a tenant and an operator to act as, and a way to remove a site they made."""
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
+from django.core.management import call_command
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "farm.settings")
-os.environ.setdefault("FARM_VAR_DIR", str(ROOT / "var" / "bench"))
-sys.path.insert(0, str(ROOT))
+from benchmarks import ROOT
+from farm.models import Tenant, User
+from nodes.bootstrap import farm_up
+from nodes.inventory import sync_nodes
+from sites import database, files
+from sites.swarm_site import remove_stack
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-
-from farm.models import Tenant, User  # noqa: E402
-from nodes.bootstrap import farm_up  # noqa: E402
-from nodes.inventory import sync_nodes  # noqa: E402
-from sites import database, files  # noqa: E402
-from sites.swarm_site import remove_stack  # noqa: E402
+__all__ = ["ROOT", "prepare_farm", "remove_site"]
 
 
 def prepare_farm() -> tuple[Tenant, User]:

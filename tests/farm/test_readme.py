@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 from tests.support.processes import ROOT
 
@@ -23,3 +26,20 @@ def test_the_readme_starts_with_the_two_commands():
     lines = [line for line in (ROOT / "README.md").read_text().splitlines() if line.strip()]
     block = lines[lines.index("```sh") + 1 : lines.index("```")]
     assert [line.split()[0] for line in block] == ["scripts/run", "scripts/test"]
+
+
+def test_the_readmes_benchmarks_import_and_show_their_usage():
+    """The benchmarks are not run by the tests (they take minutes), but each must
+    at least start: this is the README's command with --help."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    for name in ("provision", "backup"):
+        done = subprocess.run(
+            [sys.executable, "-m", f"benchmarks.{name}", "--help"],
+            cwd=ROOT,
+            env=env,  # scripts/test's own FARM_VAR_DIR: nothing lands in var/bench
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "usage:" in done.stdout
