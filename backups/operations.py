@@ -16,6 +16,7 @@ from backups.steps import SiteBackupStep
 from farm.models import Operation
 from farm.operations import OperationKind, Step, register_kind
 from monitoring.alerts import raise_alert, resolve_alert
+from sites import lifecycle_steps
 from sites import steps as site_steps
 from sites.models import Site, SiteStatus
 
@@ -169,7 +170,7 @@ class SwitchToPreview(RestoreKind):
         ss.ApplyBothStacks(),
         ss.ConvergeBoth(),
         ss.VerifySwitched(),
-        site_steps.ConfigBackup(
+        lifecycle_steps.ConfigBackup(
             site=rs.preview_of, name="config_backup", label="Snapshot the new config"
         ),
     )

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+from abc import abstractmethod
 from pathlib import Path
 
 from django.conf import settings
@@ -23,8 +24,8 @@ from backups.steps import DB_FILENAME, MANIFEST_NAME, backup_site_db, backup_sit
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
 from sites import database, files
+from sites.lifecycle_steps import set_maintenance
 from sites.models import Site, SiteStatus
-from sites.steps import set_maintenance
 
 
 def restore_of(ctx: StepContext) -> Restore:
@@ -67,8 +68,9 @@ class RestoreStep(Step):
             ctx.skip(f"not part of a restore {restore.get_target_display().lower()}")
         self.restore(ctx, restore)
 
+    @abstractmethod
     def restore(self, ctx: StepContext, restore: Restore) -> None:
-        raise NotImplementedError
+        """The step's work, for a restore whose target it names."""
 
 
 class SafetyBackup(RestoreStep):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -100,14 +101,15 @@ class StepContext:
         raise StepSkipped(reason)
 
 
-class Step:
+class Step(ABC):
     """One idempotent piece of an operation. Subclasses implement ``run``."""
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
 
+    @abstractmethod
     def run(self, ctx: StepContext) -> None:
-        raise NotImplementedError(f"{type(self).__name__}.run")
+        """Do the step's work; check the real system first, so running it twice is safe."""
 
     def undo(self, ctx: StepContext) -> None:
         """Reverse what ``run`` did; a no-op for steps that change nothing."""

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from farm.models import Operation
 from farm.operations import OperationKind, register_kind
-from sites import steps
+from sites import lifecycle_steps, steps
 from sites.models import Site, SiteStatus
 
 
@@ -73,7 +73,7 @@ class RepairSite(ProvisionSite):
 class SuspendSite(SiteKind):
     name = "site.suspend"
     label = "Suspend"
-    steps = (steps.MaintenanceOn(), steps.ScaleDown())
+    steps = (lifecycle_steps.MaintenanceOn(), lifecycle_steps.ScaleDown())
 
     def on_succeeded(self, operation: Operation) -> None:
         self._set(operation, status=SiteStatus.SUSPENDED)
@@ -83,7 +83,7 @@ class SuspendSite(SiteKind):
 class ResumeSite(SiteKind):
     name = "site.resume"
     label = "Resume"
-    steps = (steps.ScaleUp(), steps.Converge(), steps.MaintenanceOff())
+    steps = (lifecycle_steps.ScaleUp(), steps.Converge(), lifecycle_steps.MaintenanceOff())
 
     def on_succeeded(self, operation: Operation) -> None:
         self._set(operation, status=SiteStatus.ACTIVE)
@@ -94,12 +94,12 @@ class DeleteSite(SiteKind):
     name = "site.delete"
     label = "Delete"
     steps = (
-        steps.RemoveMonitoring(),
-        steps.RemoveDns(),
-        steps.RemoveStack(),
-        steps.DropDatabase(),
-        steps.PurgeFiles(),
-        steps.PurgeBackups(),
+        lifecycle_steps.RemoveMonitoring(),
+        lifecycle_steps.RemoveDns(),
+        lifecycle_steps.RemoveStack(),
+        lifecycle_steps.DropDatabase(),
+        lifecycle_steps.PurgeFiles(),
+        lifecycle_steps.PurgeBackups(),
     )
 
     def on_succeeded(self, operation: Operation) -> None:

@@ -17,7 +17,6 @@ from farm.operations import Step, StepContext
 from monitoring import prometheus
 from nodes.platform import public_networks
 from sites import database, dns, files, swarm_site
-from sites.maintenance import apply_maintenance
 from sites.models import LIVE_STATUSES, Site
 from sites.stack import SALT_KEYS, build_spec, salts_json
 
@@ -279,120 +278,6 @@ class BackupSchedule(SiteStep):
         ctx.log("removed the backup policy" if deleted else "no backup policy")
 
 
-def set_maintenance(site: Site, on: bool, log: Callable[[str], None]) -> None:
-    Site.objects.filter(pk=site.pk).update(maintenance=on)
-    log(f"maintenance page {'on' if on else 'off'} (service {apply_maintenance()})")
-
-
-class MaintenanceOn(SiteStep):
-    name = "maintenance_on"
-    label = "Show the maintenance page"
-
-    def run(self, ctx: StepContext) -> None:
-        set_maintenance(self.site(ctx), True, ctx.log)
-
-    def undo(self, ctx: StepContext) -> None:
-        set_maintenance(self.site(ctx), False, ctx.log)
-
-
-class MaintenanceOff(SiteStep):
-    name = "maintenance_off"
-    label = "Remove the maintenance page"
-
-    def run(self, ctx: StepContext) -> None:
-        set_maintenance(self.site(ctx), False, ctx.log)
-
-
-class ScaleDown(SiteStep):
-    name = "scale_down"
-    label = "Stop the site's containers"
-
-    def run(self, ctx: StepContext) -> None:
-        done = swarm_site.scale_stack(self.site(ctx).pk, 0, ctx.log)
-        if not done:
-            ctx.log("already scaled to zero")
-
-    def undo(self, ctx: StepContext) -> None:
-        swarm_site.scale_stack(self.site(ctx).pk, 1, ctx.log)
-
-
-class ScaleUp(SiteStep):
-    name = "scale_up"
-    label = "Start the site's containers"
-
-    def run(self, ctx: StepContext) -> None:
-        done = swarm_site.scale_stack(self.site(ctx).pk, 1, ctx.log)
-        if not done:
-            ctx.log("already running")
-
-
-class RemoveStack(SwarmStack):
-    name = "remove_stack"
-    label = "Remove services, network, secrets and config"
-
-    def run(self, ctx: StepContext) -> None:
-        SwarmStack.undo(self, ctx)
-
-    def undo(self, ctx: StepContext) -> None:
-        ctx.log("A deleted stack is not brought back by roll back; restore from a backup.")
-
-
-class RemoveDns(Dns):
-    name = "remove_dns"
-    label = "Remove the DNS record"
-
-    def run(self, ctx: StepContext) -> None:
-        Dns.undo(self, ctx)
-
-    def undo(self, ctx: StepContext) -> None:
-        ctx.log("Nothing to undo.")
-
-
-class RemoveMonitoring(Monitoring):
-    name = "remove_monitoring"
-    label = "Remove the site from monitoring"
-
-    def run(self, ctx: StepContext) -> None:
-        Monitoring.undo(self, ctx)
-
-    def undo(self, ctx: StepContext) -> None:
-        ctx.log("Nothing to undo.")
-
-
-class DropDatabase(Database):
-    name = "drop_database"
-    label = "Drop the database and its user"
-
-    def run(self, ctx: StepContext) -> None:
-        Database.undo(self, ctx)
-
-    def undo(self, ctx: StepContext) -> None:
-        ctx.log("Nothing to undo.")
-
-
-class PurgeFiles(SiteStep):
-    name = "purge_files"
-    label = "Delete files (only when purging)"
-
-    def run(self, ctx: StepContext) -> None:
-        if not ctx.params.get("purge"):
-            ctx.skip(f"kept {files.site_path(self.site(ctx).pk)} (not purged)")
-        removed = files.remove_site_files(self.site(ctx).pk)
-        ctx.log("deleted the site directory" if removed else "no site directory")
-
-
-class PurgeBackups(SiteStep):
-    name = "purge_backups"
-    label = "Forget backups (only when purging)"
-
-    def run(self, ctx: StepContext) -> None:
-        from backups.services import purge_site_backups
-
-        if not ctx.params.get("purge"):
-            ctx.skip("kept the backups (not purged)")
-        purge_site_backups(self.site(ctx), ctx.log)
-
-
 def back_up_config(site: Site, ctx: StepContext) -> None:
     """Config on change: snapshot the site's spec. Best effort: the site works either
     way, and a failed config backup is recorded (and alerted) like any backup."""
@@ -407,11 +292,3 @@ def back_up_config(site: Site, ctx: StepContext) -> None:
         backup_site_config(site, reason="config-change", operation_id=ctx.operation.pk, log=ctx.log)
     except FarmError as exc:
         ctx.log(f"the config backup failed ({exc.message}); the next backup will take it")
-
-
-class ConfigBackup(SiteStep):
-    name = "config_backup"
-    label = "Snapshot the site's config"
-
-    def run(self, ctx: StepContext) -> None:
-        back_up_config(self.site(ctx), ctx)

@@ -107,16 +107,21 @@ def test_a_body_that_is_not_json_is_refused(client, token):
 # The pull from Alertmanager's API: the webhook's backstop.
 
 
+def firing(fingerprint: str, *, source: str = "alertmanager", name: str = "SiteDown") -> Alert:
+    now = timezone.now()
+    return Alert.objects.create(
+        fingerprint=fingerprint,
+        source=source,
+        name=name,
+        summary=name,
+        started_at=now,
+        last_seen_at=now,
+    )
+
+
 def test_when_alertmanager_does_not_answer_nothing_is_resolved_and_an_alert_says_so(settings):
     settings.FARM_ALERTMANAGER_URL = "http://127.0.0.1:9"  # nothing listens on discard
-    from_alertmanager = Alert.objects.create(
-        fingerprint="am-1",
-        source="alertmanager",
-        name="SiteDown",
-        summary="down",
-        started_at=timezone.now(),
-        last_seen_at=timezone.now(),
-    )
+    from_alertmanager = firing("am-1")
     assert "Alertmanager did not answer" in sync_alerts()
     from_alertmanager.refresh_from_db()
     assert from_alertmanager.status == "firing"
@@ -144,21 +149,8 @@ def test_alerts_firing_in_the_real_alertmanager_are_pulled_in_and_resolved(tenan
         "labels": {"alertname": name, "site_id": str(site.pk), "severity": "critical"},
         "annotations": {"summary": f"{site.domain} is not answering"},
     }
-    Alert.objects.create(  # left firing by a lost webhook; Alertmanager no longer has it
-        fingerprint="lost-webhook",
-        source="alertmanager",
-        name="SiteDown",
-        summary="gone",
-        started_at=timezone.now(),
-        last_seen_at=timezone.now(),
-    )
-    Alert.objects.create(
-        fingerprint=UNREACHABLE,
-        name="AlertmanagerUnreachable",
-        summary="x",
-        started_at=timezone.now(),
-        last_seen_at=timezone.now(),
-    )
+    firing("lost-webhook")  # left by a lost webhook; Alertmanager no longer has it
+    firing(UNREACHABLE, source="panel", name="AlertmanagerUnreachable")
     alertmanager_post([alert])
     try:
         sync_alerts()
