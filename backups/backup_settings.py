@@ -43,6 +43,9 @@ FARM_RESTIC_PASSWORD = env_str("FARM_RESTIC_PASSWORD")
 FARM_RESTIC_CACHE_DIR = env_str("FARM_RESTIC_CACHE_DIR")
 # Upper bound for one restic command other than a streamed backup (seconds).
 FARM_RESTIC_TIMEOUT = env_int("FARM_RESTIC_TIMEOUT", 6 * 3600, minimum=10)
+# The longest one subprocess of a step may run, by the setting that says so: the
+# task queue's FARM_Q_TIMEOUT must be larger (farm/settings.py refuses otherwise).
+LONGEST_SUBPROCESS_TIMEOUT = ("FARM_RESTIC_TIMEOUT", FARM_RESTIC_TIMEOUT)
 # FLUSH TABLES WITH READ LOCK waits at most this long for running statements
 # (while it waits, writes queue behind it on the whole server).
 FARM_BACKUP_LOCK_WAIT_TIMEOUT = env_int("FARM_BACKUP_LOCK_WAIT_TIMEOUT", 5, minimum=1)

@@ -3,7 +3,6 @@ MariaDB, streamed from inside its container into restic (for whole-cluster recov
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from backups.mariadb_tools import physical_backup_producer
 from backups.models import Backup, BackupKind
 from backups.restic_stream import backup_stream
 from backups.steps import run_backup
+from farm import processes
 from farm.errors import FarmError
 from nodes.bootstrap import secret_value
 from nodes.swarm import client, translate_errors
@@ -84,7 +84,7 @@ def restore_cluster(snapshot_id: str, target_dir: Path, log: Callable[[str], Non
     repo = restic.repository_from_settings()
     dump = restic.dump(repo, snapshot_id, FILENAME)
     with tempfile.TemporaryFile() as err:
-        unpack = subprocess.run(
+        unpack = processes.run(
             ["mbstream", "-x", "-C", str(target_dir)], stdin=dump.stdout, stderr=err, check=False
         )
         dump_rc = dump.wait()
@@ -95,7 +95,7 @@ def restore_cluster(snapshot_id: str, target_dir: Path, log: Callable[[str], Non
                 f"{err.read().decode(errors='replace')[-500:]}"
             )
     log(f"unpacked into {target_dir}")
-    prepare = subprocess.run(
+    prepare = processes.run(
         ["mariabackup", "--prepare", f"--target-dir={target_dir}"],
         capture_output=True,
         text=True,

@@ -33,6 +33,7 @@ from backups.mariadb_tools import (
 from backups.restic_cli import setting
 from backups.restic_errors import DumpFailed, ResticError
 from backups.streams import base_env, enlarge_pipe, pump
+from farm import processes
 from farm.errors import FarmError
 from sites.database import DatabaseError, Endpoint, connect
 
@@ -280,7 +281,7 @@ def restore_db(
         tempfile.TemporaryFile() as client_err,
         tempfile.TemporaryFile() as restic_err,
     ):
-        client = subprocess.Popen(
+        client = processes.popen(
             [
                 "mariadb",
                 f"--defaults-extra-file={options}",

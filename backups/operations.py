@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -13,12 +14,16 @@ from backups import verify
 from backups.models import BackupKind, BackupPolicy, Restore, RestoreStatus, RestoreTarget
 from backups.schedule import retry_after_failure
 from backups.steps import SiteBackupStep
+from farm.errors import FarmError
 from farm.models import Operation
-from farm.operations import OperationKind, Step, register_kind
+from farm.models.operations import OperationMode
+from farm.operations import OperationKind, Step, register_kind, roll_back_operation
 from monitoring.alerts import raise_alert, resolve_alert
 from sites import lifecycle_steps
 from sites import steps as site_steps
 from sites.models import Site, SiteStatus
+
+logger = logging.getLogger(__name__)
 
 
 def backup_alert_fingerprint(site_id: int) -> str:
@@ -135,6 +140,19 @@ class RestoreSite(RestoreKind):
             Site.objects.filter(pk=restore.site_id).update(
                 status=SiteStatus.FAILED, last_error=f"Restore failed: {operation.error}"
             )
+        else:
+            rs.abandon_preview(restore, operation.error)
+            if operation.mode == OperationMode.FORWARD:
+                # A failed restore beside (or drill) removes its preview: roll back
+                # its steps (stack, database, files). Should that fail too, the
+                # preview stays failed, and deletable from its page.
+                try:
+                    roll_back_operation(operation, note="the restore failed: remove the preview")
+                except FarmError as exc:
+                    logger.warning("restore %s: preview not cleaned up: %s", restore.pk, exc)
+
+    def on_cancelled(self, operation: Operation) -> None:
+        rs.abandon_preview(self.get_target(operation), "cancelled")
 
     def on_rolled_back(self, operation: Operation) -> None:
         restore = self.get_target(operation)
@@ -151,6 +169,8 @@ class RestoreDrill(RestoreSite):
 
     name = "restore.drill"
     label = "Restore drill"
+    # The farm's own proof, started by its schedule: a tenant neither retries nor stops it.
+    operator_only = True
     steps = (*RestoreSite.steps, rs.RemovePreview())
 
     def on_succeeded(self, operation: Operation) -> None:
@@ -161,7 +181,9 @@ class RestoreDrill(RestoreSite):
 @register_kind
 class SwitchToPreview(RestoreKind):
     """Route the site's domain to the verified preview; the old stack keeps the
-    preview's name until someone deletes it."""
+    preview's name until someone deletes it. Rolling it back gives the domain and
+    the backup policy back to the original site and re-applies both stacks
+    (``SwapDomains.undo``)."""
 
     name = "restore.switch"
     label = "Switch to the preview"
@@ -199,6 +221,7 @@ class BackUpCluster(OperationKind):
     name = "backup.cluster"
     label = "Cluster backup"
     target_type = "cluster"
+    operator_only = True
     steps = (ClusterBackupStep(),)
 
     def on_failed(self, operation: Operation) -> None:

@@ -49,6 +49,7 @@ from backups.restic_cli import snapshot_id as _id
 from backups.restic_errors import DumpFailed, ResticError
 from backups.restic_stream import backup_stream
 from backups.streams import StreamProducer, base_env
+from farm import processes
 
 __all__ = [
     "HOST",
@@ -155,7 +156,7 @@ def repository_from_settings() -> Repository:
 
 @functools.cache
 def restic_version() -> str:
-    out = subprocess.run(
+    out = processes.run(
         ["restic", "version"], capture_output=True, text=True, env=base_env(), check=True
     ).stdout
     match = re.search(r"restic ([0-9][^ ]*)", out)
@@ -333,7 +334,7 @@ def dump(
 ) -> subprocess.Popen[bytes]:
     """``restic dump`` of one file to the returned process's stdout; the caller waits for it."""
     path = "/" + path_in_snapshot.lstrip("/")
-    return subprocess.Popen(
+    return processes.popen(
         argv(repo, "dump", "--", _id(snapshot_id), path),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -25,6 +25,7 @@ from django.conf import settings
 from backups import backup_settings
 from backups.restic_errors import ResticError
 from backups.streams import base_env
+from farm import processes
 
 log = logging.getLogger("backups.restic")
 
@@ -114,7 +115,7 @@ def run(
     timeout = timeout or float(setting("FARM_RESTIC_TIMEOUT"))
     # Files, not pipes: restic prints a status line a second and must never block on it.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
+        proc = processes.popen(
             argv(repo, *args), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env(repo)
         )
         try:

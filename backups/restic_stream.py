@@ -37,6 +37,7 @@ from backups.restic_cli import (
 )
 from backups.restic_errors import DumpFailed, ResticError, classify
 from backups.streams import StreamProducer, enlarge_pipe, pump
+from farm import processes
 
 _FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -67,7 +68,7 @@ def backup_stream(
     args = ["backup", "--stdin", "--stdin-filename", filename, "--host", HOST, "--json"]
     args += tag_args({**tags, "run": run_id})
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        restic = subprocess.Popen(
+        restic = processes.popen(
             _command(repo, args),
             stdin=subprocess.PIPE,
             stdout=out,

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Protocol
 
+from farm import processes
+
 CHUNK = 1 << 20
 TAIL = 64 * 1024
 # The environment a child gets besides what the caller adds: no inherited
@@ -79,7 +81,7 @@ class SubprocessProducer:
             raise RuntimeError(f"{self.description} was already started")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the producer)
         try:
-            self._proc = subprocess.Popen(
+            self._proc = processes.popen(
                 self.command(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

@@ -76,8 +76,11 @@ def back_up_now(request: AuthedRequest, site_id: int) -> HttpResponse:
 def rpo_ledger(request: AuthedRequest) -> HttpResponse:
     sites = rpo.live_sites(request.user)
     error = ""
+    # Reading the repository again runs `restic snapshots` over the whole farm's
+    # repository: operators only. Everyone else gets the ledger as last cached.
+    can_refresh = request.user.is_staff
     try:
-        rows = rpo.ledger(sites, fresh=request.GET.get("refresh") == "1")
+        rows = rpo.ledger(sites, fresh=can_refresh and request.GET.get("refresh") == "1")
     except FarmError as exc:
         rows, error = [], exc.message
     rows.sort(key=lambda r: (not r.breached, RPO_TARGET if r.time_left is None else r.time_left))
@@ -89,6 +92,7 @@ def rpo_ledger(request: AuthedRequest) -> HttpResponse:
             "error": error,
             "rpo_hours": RPO_TARGET.total_seconds() / 3600,
             "breached": sum(r.breached for r in rows),
+            "can_refresh": can_refresh,
         },
     )
 

@@ -49,13 +49,34 @@ class OperationCancelled(Exception):
     """Raised inside a step when the operation was asked to stop."""
 
 
+class LostClaim(Exception):
+    """This worker no longer owns the operation: another worker took it over, or
+    its heartbeat could not be written for most of the lease. It must stop and
+    write nothing more; the operation's new owner resumes the step."""
+
+
 class StepContext:
     """What a step sees: its operation, target, params, shared state and a log."""
 
-    def __init__(self, operation: Operation, step: OperationStep, kind: OperationKind) -> None:
+    def __init__(
+        self,
+        operation: Operation,
+        step: OperationStep,
+        kind: OperationKind,
+        *,
+        worker: str = "",
+        claim_lost: Callable[[], bool] | None = None,
+        owned_write: Callable[[], None] | None = None,
+    ) -> None:
         self.operation = operation
         self.step = step
         self.kind = kind
+        # The worker running the step: its writes only land while it still owns
+        # the operation (empty outside the runner, e.g. a step called directly).
+        self.worker = worker
+        self._claim_lost = claim_lost or (lambda: False)
+        # Told of every write that proved the claim still held (it refreshes the heartbeat).
+        self._owned_write = owned_write or (lambda: None)
         self._target: Any = None
 
     @property
@@ -77,13 +98,34 @@ class StepContext:
         self._target = None
         return self.target
 
+    def _owner(self) -> tuple[int, str] | None:
+        if not self.worker:
+            return None
+        if self._claim_lost():
+            raise LostClaim()
+        return (self.operation.pk, self.worker)
+
     def log(self, message: str) -> None:
-        append_step_log(self.step.pk, message)
+        """Append to the step's log; raises LostClaim once another worker owns the operation."""
         logger.info("operation %s step %s: %s", self.operation.pk, self.step.name, message)
+        owner = self._owner()
+        if not append_step_log(self.step.pk, message, owner=owner):
+            raise LostClaim()
+        if owner is not None:
+            self._owned_write()
 
     def save_state(self) -> None:
         """Checkpoint ``state`` in the middle of a long step."""
-        Operation.objects.filter(pk=self.operation.pk).update(state=self.operation.state)
+        owner = self._owner()
+        if owner is None:
+            Operation.objects.filter(pk=self.operation.pk).update(state=self.operation.state)
+            return
+        owned = Operation.objects.filter(
+            pk=owner[0], worker=owner[1], status=OperationStatus.RUNNING
+        ).update(state=self.operation.state, heartbeat_at=timezone.now())
+        if not owned:
+            raise LostClaim()
+        self._owned_write()
 
     def cancel_requested(self) -> bool:
         return bool(
@@ -93,7 +135,10 @@ class StepContext:
         )
 
     def check_cancelled(self) -> None:
-        """Long steps call this in their loops so Cancel takes effect promptly."""
+        """Long steps call this in their loops so Cancel takes effect promptly, and so
+        a worker that lost its claim stops (LostClaim) instead of racing the new owner."""
+        if self.worker and self._claim_lost():
+            raise LostClaim()
         if self.cancel_requested():
             raise OperationCancelled()
 
@@ -130,10 +175,21 @@ class OperationKind:
     # False for kinds whose undo would destroy what existed before they ran (a
     # repair reuses the provision steps, whose undo drops the database).
     reversible: ClassVar[bool] = True
+    # True for kinds only operators may retry, roll back or cancel (a repair,
+    # the cluster's own work); ``requires_operator`` may also look at params.
+    operator_only: ClassVar[bool] = False
 
     def get_target(self, operation: Operation) -> Any:
         """Load the object the operation acts on (None when there is none)."""
         return None
+
+    def requires_operator(self, operation: Operation) -> bool:
+        """Whether only an operator may retry, roll back or cancel this operation.
+
+        Operations of no tenant (the cluster's) always do. Kinds whose params
+        make one operator-only (a delete that purges) override this.
+        """
+        return self.operator_only or operation.tenant_id is None
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -185,12 +241,39 @@ def load_extra_kind_modules() -> None:
         importlib.import_module(module)
 
 
-def append_step_log(step_id: int, message: str) -> None:
+def write_if_owner(operation_id: int, worker: str, write: Callable[[], object]) -> bool:
+    """Run ``write`` only while ``worker`` still owns the running operation.
+
+    One transaction: the operation's row is updated first (its heartbeat, since
+    the worker is evidently alive), which locks it, so a claim by another worker
+    waits for this write and then finds a fresh heartbeat; or the other worker
+    already owns it, nothing matches, and nothing is written.
+    """
+    with transaction.atomic():
+        owned = Operation.objects.filter(
+            pk=operation_id, worker=worker, status=OperationStatus.RUNNING
+        ).update(heartbeat_at=timezone.now())
+        if not owned:
+            return False
+        write()
+    return True
+
+
+def append_step_log(step_id: int, message: str, *, owner: tuple[int, str] | None = None) -> bool:
+    """Append lines to a step's log. With ``owner`` (operation id, worker) only while
+    that worker owns the operation; returns False when it does not."""
     stamp = timezone.now().strftime("%H:%M:%S")
     lines = "".join(f"{stamp} {line}\n" for line in (message.splitlines() or [""]))
-    OperationStep.objects.filter(pk=step_id).update(
-        log=Concat(F("log"), Value(lines), output_field=models.TextField())
-    )
+
+    def write() -> None:
+        OperationStep.objects.filter(pk=step_id).update(
+            log=Concat(F("log"), Value(lines), output_field=models.TextField())
+        )
+
+    if owner is None:
+        write()
+        return True
+    return write_if_owner(owner[0], owner[1], write)
 
 
 def _conflict_for(key: str) -> OperationConflict:
@@ -276,7 +359,13 @@ def start_operation(
 
 
 def _reopen(operation: Operation, *, mode: str, note: str) -> Operation:
-    """Put a finished operation back in the queue, taking the target's lock again."""
+    """Put a finished operation back in the queue, taking the target's lock again.
+
+    Only while it is still the latest operation on what it locks: the UPDATE
+    takes the lock (the unique ``lock_key``) first, so no operation can start on
+    it meanwhile, and then, in the same transaction, a later operation that
+    already ran refuses the reopen (everything is rolled back).
+    """
     try:
         with transaction.atomic():
             updated = Operation.objects.filter(
@@ -284,18 +373,22 @@ def _reopen(operation: Operation, *, mode: str, note: str) -> Operation:
             ).update(
                 status=OperationStatus.QUEUED,
                 mode=mode,
-                lock_key=operation.lock_name or operation.target_key,
+                lock_key=operation.lock,
                 error="",
                 cancel_requested=False,
                 finished_at=None,
                 heartbeat_at=None,
                 worker="",
+                attempts=0,
             )
             if not updated:
                 raise OperationStateError(
                     f"Operation #{operation.pk} is {operation.get_status_display().lower()} "
                     "and cannot be restarted."
                 )
+            later = operation.superseded_by()
+            if later is not None:
+                raise OperationStateError(operation.superseded_reason(later))
             if mode == OperationMode.FORWARD:
                 # Resume from the step that failed (or was interrupted).
                 operation.steps.filter(status__in=(StepStatus.FAILED, StepStatus.RUNNING)).update(
@@ -304,16 +397,23 @@ def _reopen(operation: Operation, *, mode: str, note: str) -> Operation:
             for step in operation.steps.exclude(status=StepStatus.PENDING):
                 append_step_log(step.pk, f"--- {note} ---")
     except IntegrityError as exc:
-        raise _conflict_for(operation.lock_name or operation.target_key) from exc
+        raise _conflict_for(operation.lock) from exc
     enqueue(operation.pk)
     operation.refresh_from_db()
     return operation
 
 
+def _refuse_if_superseded(operation: Operation) -> None:
+    later = operation.superseded_by()
+    if later is not None:
+        raise OperationStateError(operation.superseded_reason(later))
+
+
 def retry_operation(operation: Operation, *, note: str = "retry") -> Operation:
     operation.refresh_from_db()
-    if not operation.can_retry():
+    if not operation.is_restartable:
         raise OperationStateError("Only a failed or cancelled operation can be retried.")
+    _refuse_if_superseded(operation)
     return _reopen(operation, mode=OperationMode.FORWARD, note=note)
 
 
@@ -324,8 +424,9 @@ def roll_back_operation(operation: Operation, *, note: str = "roll back") -> Ope
             f"A {operation.kind} cannot be rolled back: undoing it would remove what the "
             "site had before. Retry it, or restore from a backup."
         )
-    if not operation.can_roll_back():
+    if not operation.is_restartable:
         raise OperationStateError("Only a failed or cancelled operation can be rolled back.")
+    _refuse_if_superseded(operation)
     return _reopen(operation, mode=OperationMode.ROLLBACK, note=note)
 
 

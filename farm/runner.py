@@ -2,11 +2,18 @@
 
 A worker claims an operation with one conditional UPDATE: it succeeds only if
 the operation is queued, or running with a heartbeat older than the lease (its
-worker died). While it works, a heartbeat thread keeps the claim fresh. Steps
-already done are never run again; the step that was running when a worker
-died is run again (steps are idempotent). Every transition of a step or an
-operation is a write guarded by ``worker=<this worker>``, so a worker that
-lost its claim notices and stops instead of racing the new owner.
+worker died). While it works, a heartbeat thread keeps the claim fresh; when it
+cannot (the database is locked, the connection dropped) it retries with a
+backoff, and gives up before the lease runs out: the claim is then *lost*, the
+step's child processes are killed and the worker stops. Steps already done are
+never run again; the step that was running when a worker died is run again
+(steps are idempotent). Every write of a step or an operation is guarded by
+``worker=<this worker>`` (one transaction with the operation's row), so a worker
+that lost its claim notices and stops instead of overwriting the new owner.
+
+A claim beyond ``FARM_OPERATION_MAX_ATTEMPTS`` fails the operation instead of
+running the step yet again: each earlier worker died inside it (killed, or over
+the queue's timeout), and the next one would too. A person can still retry it.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from farm import processes
 from farm.errors import FarmError
 from farm.models import Operation, OperationStatus, OperationStep, StepStatus
 from farm.models.operations import OperationMode
 from farm.operations import (
+    LostClaim,
     OperationCancelled,
     OperationKind,
     StepContext,
@@ -38,13 +47,12 @@ from farm.operations import (
     append_step_log,
     enqueue,
     get_kind,
+    write_if_owner,
 )
 
+__all__ = ["Heartbeat", "LostClaim", "Runner", "claim", "requeue_stale_operations"]
+
 logger = logging.getLogger(__name__)
-
-
-class LostClaim(Exception):
-    """Another worker took the operation over (this one was presumed dead)."""
 
 
 def worker_identity() -> str:
@@ -69,28 +77,91 @@ def claim(operation_id: int, worker: str) -> bool:
 
 
 class Heartbeat:
-    """Keeps ``heartbeat_at`` fresh from a thread while a step runs."""
+    """Keeps ``heartbeat_at`` fresh from a thread while a step runs.
+
+    A failed write (one "database is locked", a dropped connection) is retried
+    on a fresh connection with a growing pause. The claim counts as lost (and
+    the step's children are killed) when another worker owns the operation, or
+    when no beat has succeeded for so long that the lease would run out before
+    the next try: from then on another worker may claim the operation.
+    """
 
     def __init__(self, operation_id: int, worker: str) -> None:
         self.operation_id = operation_id
         self.worker = worker
         self.lost = threading.Event()
+        self.lease = float(settings.FARM_OPERATION_LEASE_SECONDS)
+        self.interval = float(settings.FARM_OPERATION_HEARTBEAT_SECONDS)
+        self._last_beat = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{operation_id}")
         self._thread.daemon = True
 
+    def _write_beat(self) -> bool:
+        """The heartbeat's UPDATE: True while this worker still owns the operation."""
+        return bool(
+            Operation.objects.filter(
+                pk=self.operation_id, worker=self.worker, status=OperationStatus.RUNNING
+            ).update(heartbeat_at=timezone.now())
+        )
+
+    def beat_seen(self) -> None:
+        """Another guarded write of this worker refreshed the heartbeat."""
+        self._last_beat = time.monotonic()
+
+    def is_lost(self) -> bool:
+        """Lost for good, or no beat within the lease (the thread may be stuck)."""
+        if self.lost.is_set():
+            return True
+        if time.monotonic() - self._last_beat > self.lease:
+            self.give_up("no heartbeat could be written within the lease")
+        return self.lost.is_set()
+
+    def give_up(self, why: str) -> None:
+        if self.lost.is_set():
+            return
+        logger.error(
+            "operation %s: claim of %s lost (%s); stopping its step",
+            self.operation_id,
+            self.worker,
+            why,
+        )
+        self.lost.set()
+        processes.kill_owned(self.worker)
+
     def _beat(self) -> None:
-        interval = settings.FARM_OPERATION_HEARTBEAT_SECONDS
+        wait = self.interval
+        failures = 0
         try:
-            while not self._stop.wait(interval):
-                owned = Operation.objects.filter(
-                    pk=self.operation_id, worker=self.worker, status=OperationStatus.RUNNING
-                ).update(heartbeat_at=timezone.now())
+            while not self._stop.wait(wait):
+                try:
+                    owned = self._write_beat()
+                except Exception as exc:
+                    failures += 1
+                    # A broken connection is not reused: the next try opens a new one.
+                    connection.close()
+                    wait = min(self.interval, 0.25 * 2 ** (failures - 1))
+                    silent = time.monotonic() - self._last_beat
+                    logger.warning(
+                        "heartbeat for operation %s failed (%s in a row, %.1f s without "
+                        "a beat): %s",
+                        self.operation_id,
+                        failures,
+                        silent,
+                        exc,
+                    )
+                    # Stop while the lease still holds: past it, another worker may
+                    # claim the operation while this one is still inside the step.
+                    if silent + wait >= self.lease - self.interval:
+                        self.give_up(f"heartbeat failed {failures} times: {exc}")
+                        return
+                    continue
                 if not owned:
-                    self.lost.set()
+                    self.give_up("another worker owns the operation")
                     return
-        except Exception:
-            logger.exception("heartbeat for operation %s failed", self.operation_id)
+                failures = 0
+                wait = self.interval
+                self.beat_seen()
         finally:
             connection.close()
 
@@ -119,11 +190,19 @@ class Runner:
     def _owned(self) -> Q:
         return Q(pk=self.operation.pk, worker=self.worker, status=OperationStatus.RUNNING)
 
+    def _claim_lost(self) -> bool:
+        return self.heartbeat is not None and self.heartbeat.is_lost()
+
+    def _owned_write(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.beat_seen()
+
     def _touch(self) -> None:
-        if self.heartbeat is not None and self.heartbeat.lost.is_set():
+        if self._claim_lost():
             raise LostClaim()
         if not Operation.objects.filter(self._owned()).update(heartbeat_at=timezone.now()):
             raise LostClaim()
+        self._owned_write()
 
     def _finish(self, status: str, error: str = "", *, retryable: bool = True) -> None:
         updated = Operation.objects.filter(self._owned()).update(
@@ -146,9 +225,22 @@ class Runner:
         hook(self.operation)
 
     def _set_step(self, step: OperationStep, **fields: object) -> None:
+        """Write the step's row, only while this worker owns the operation."""
+        if self._claim_lost():
+            raise LostClaim()
+        if not write_if_owner(
+            self.operation.pk,
+            self.worker,
+            lambda: OperationStep.objects.filter(pk=step.pk).update(**fields),
+        ):
+            raise LostClaim()
+        self._owned_write()
         for name, value in fields.items():
             setattr(step, name, value)
-        OperationStep.objects.filter(pk=step.pk).update(**fields)
+
+    def _log(self, step: OperationStep, message: str) -> None:
+        if not append_step_log(step.pk, message, owner=(self.operation.pk, self.worker)):
+            raise LostClaim()
 
     def _cancel_requested(self) -> bool:
         return bool(
@@ -171,7 +263,14 @@ class Runner:
             finished_at=None,
             error="",
         )
-        ctx = StepContext(self.operation, step, self.kind)
+        ctx = StepContext(
+            self.operation,
+            step,
+            self.kind,
+            worker=self.worker,
+            claim_lost=self._claim_lost,
+            owned_write=self._owned_write,
+        )
         began = time.monotonic()
         outcome, error, retryable = (
             StepStatus.UNDONE if undo else StepStatus.SUCCEEDED,
@@ -179,10 +278,13 @@ class Runner:
             True,
         )
         try:
-            if undo:
-                definition.undo(ctx)
-            else:
-                definition.run(ctx)
+            with processes.owned_by(self.worker):
+                if undo:
+                    definition.undo(ctx)
+                else:
+                    definition.run(ctx)
+        except LostClaim:
+            raise
         except StepSkipped as skipped:
             ctx.log(f"Skipped: {skipped.reason}")
             outcome = StepStatus.SKIPPED
@@ -197,7 +299,8 @@ class Runner:
             ctx.log("".join(traceback.format_exception_only(exc)).strip())
             outcome, error, retryable = StepStatus.FAILED, f"{type(exc).__name__}: {exc}", True
         elapsed_ms = int((time.monotonic() - began) * 1000)
-        Operation.objects.filter(self._owned()).update(state=self.operation.state)
+        if not Operation.objects.filter(self._owned()).update(state=self.operation.state):
+            raise LostClaim()
         self._set_step(
             step,
             status=outcome,
@@ -213,7 +316,7 @@ class Runner:
             if step.is_done:
                 continue
             if self._cancel_requested():
-                append_step_log(step.pk, "Not started: the operation was cancelled.")
+                self._log(step, "Not started: the operation was cancelled.")
                 self._finish(OperationStatus.CANCELLED, "Cancelled.")
                 return OperationStatus.CANCELLED
             outcome, error, retryable = self._execute(step, undo=False)
@@ -248,6 +351,28 @@ class Runner:
         self._finish(OperationStatus.ROLLED_BACK)
         return OperationStatus.ROLLED_BACK
 
+    def give_up_after_attempts(self) -> str:
+        """Fail an operation delivered once too often: every worker before this one
+        stopped inside the same step (killed, or over the queue's timeout)."""
+        earlier = self.operation.attempts - 1
+        step = (
+            self.operation.steps.filter(status__in=(StepStatus.RUNNING, StepStatus.UNDOING))
+            .order_by("position")
+            .first()
+        )
+        where = f" in “{step.label}”" if step is not None else ""
+        message = (
+            f"Stopped after {earlier} attempts: each worker that ran it stopped{where} "
+            f"before finishing (killed, or over the task queue's limit of "
+            f"{settings.Q_TIMEOUT} s). It is not tried again by itself; fix the cause, "
+            "then retry it."
+        )
+        if step is not None:
+            self._log(step, message)
+            self._set_step(step, status=StepStatus.FAILED, error=message)
+        self._finish(OperationStatus.FAILED, message, retryable=False)
+        return OperationStatus.FAILED
+
 
 def run_operation(operation_id: int) -> str:
     """Queue entry point: run or resume one operation. Safe to deliver twice."""
@@ -262,11 +387,14 @@ def run_operation(operation_id: int) -> str:
     with Heartbeat(operation_id, worker) as heartbeat:
         runner.heartbeat = heartbeat
         try:
+            if operation.attempts > settings.FARM_OPERATION_MAX_ATTEMPTS:
+                return runner.give_up_after_attempts()
             if operation.mode == OperationMode.ROLLBACK:
                 return runner.rollback()
             return runner.forward()
         except LostClaim:
-            logger.warning("operation %s: claim lost to another worker; stopping", operation_id)
+            processes.kill_owned(worker)
+            logger.warning("operation %s: claim lost; stopping", operation_id)
             return "lost claim"
 
 

@@ -2,20 +2,69 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 
 from farm import audit
 from farm.errors import OperationStateError
 from farm.models import Operation, User
 from farm.models.tenancy import can_change_tenant
-from farm.operations import cancel_operation, retry_operation, roll_back_operation
+from farm.operations import (
+    cancel_operation,
+    registered_kinds,
+    retry_operation,
+    roll_back_operation,
+)
+
+
+def _refusal(operation: Operation, actor: User | AnonymousUser) -> str:
+    """Why ``actor`` may not retry, roll back or cancel ``operation`` ("" when they may)."""
+    if actor.is_staff:
+        return ""
+    if operation.tenant_id is None:
+        return "Only operators act on cluster operations."
+    kind = registered_kinds().get(operation.kind)
+    if kind is None or kind.requires_operator(operation):
+        return f"Only operators retry, roll back or cancel a {operation.kind}."
+    if not can_change_tenant(actor, operation.tenant_id):
+        return "Your role in this tenant can look but not change."
+    return ""
 
 
 def _authorise(operation: Operation, actor: User) -> None:
-    if operation.tenant_id is None and not actor.is_staff:
-        raise PermissionDenied("Only operators act on cluster operations.")
-    if not can_change_tenant(actor, operation.tenant_id):
-        raise PermissionDenied("Your role in this tenant can look but not change.")
+    refusal = _refusal(operation, actor)
+    if refusal:
+        raise PermissionDenied(refusal)
+
+
+@dataclass(frozen=True)
+class OperationActions:
+    """What a person may do with an operation now, and why not, for its page."""
+
+    retry: bool
+    roll_back: bool
+    cancel: bool
+    why_not: str = ""
+
+
+def actions_for(operation: Operation, user: User | AnonymousUser) -> OperationActions:
+    """The buttons an operation's page shows to ``user`` (the services check again)."""
+    if not (operation.is_restartable or operation.can_cancel()):
+        return OperationActions(retry=False, roll_back=False, cancel=False)
+    refusal = _refusal(operation, user) if user.is_authenticated else "Log in first."
+    if refusal:
+        return OperationActions(retry=False, roll_back=False, cancel=False, why_not=refusal)
+    if not operation.is_restartable:
+        return OperationActions(retry=False, roll_back=False, cancel=True)
+    later = operation.superseded_by()
+    if later is not None:
+        return OperationActions(
+            retry=False, roll_back=False, cancel=False, why_not=operation.superseded_reason(later)
+        )
+    kind = registered_kinds().get(operation.kind)
+    return OperationActions(retry=True, roll_back=kind is None or kind.reversible, cancel=False)
 
 
 def retry(*, operation: Operation, actor: User) -> Operation:

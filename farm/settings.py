@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import django_stubs_ext
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from farm.client_ip import parse_networks
 from farm.env import (
     database_settings,
     env_bool,
@@ -56,8 +58,16 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 
+# Secrets the panel must keep (site DB passwords, salts) are encrypted with this
+# Fernet key (farm/crypto.py). Production must set it: a key derived from
+# SECRET_KEY would make rotating SECRET_KEY destroy every stored secret, and one
+# leaked value would give both. Development and tests derive it when unset.
+FARM_ENCRYPTION_KEY = env_str("FARM_ENCRYPTION_KEY")
 
-def check_production_posture(*, debug: bool, secret_key: str, allowed_hosts: list[str]) -> None:
+
+def check_production_posture(
+    *, debug: bool, secret_key: str, allowed_hosts: list[str], encryption_key: str
+) -> None:
     """Refuse to serve production with settings that would leak or be forgeable."""
     if debug:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off when FARM_ENV=production.")
@@ -68,13 +78,31 @@ def check_production_posture(*, debug: bool, secret_key: str, allowed_hosts: lis
         )
     if not allowed_hosts or "*" in allowed_hosts:
         raise ImproperlyConfigured("ALLOWED_HOSTS must name the panel's host(s) in production.")
+    if not encryption_key:
+        raise ImproperlyConfigured(
+            "FARM_ENCRYPTION_KEY (or FARM_ENCRYPTION_KEY_FILE) must be set in production: "
+            "a Fernet key (python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'). A farm that already stores secrets "
+            "under the key derived from SECRET_KEY sets that one (README, Configuration)."
+        )
+    try:
+        Fernet(encryption_key.encode())
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            "FARM_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes)."
+        ) from exc
 
 
 ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
 )
 if PRODUCTION:
-    check_production_posture(debug=DEBUG, secret_key=SECRET_KEY, allowed_hosts=ALLOWED_HOSTS)
+    check_production_posture(
+        debug=DEBUG,
+        secret_key=SECRET_KEY,
+        allowed_hosts=ALLOWED_HOSTS,
+        encryption_key=FARM_ENCRYPTION_KEY,
+    )
 
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
@@ -170,8 +198,41 @@ ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("FARM_MFA_ISSUER", "WordPress Farm")
-# Operators (staff) must enrol a TOTP device before using the panel.
+# Operators (staff) must enrol a TOTP device, and pass it in every session, to use the panel.
 FARM_REQUIRE_OPERATOR_MFA = env_bool("FARM_REQUIRE_OPERATOR_MFA", PRODUCTION)
+
+# Who the client is (farm/client_ip.py): X-Forwarded-For is believed only from these
+# peers (CIDRs; production behind Traefik names the network Traefik reaches the panel
+# from). allauth's throttling asks farm.client_ip through the account adapter, so its
+# own ALLAUTH_TRUSTED_PROXY_COUNT stays 0 (unused).
+FARM_TRUSTED_PROXIES = parse_networks(env_list("FARM_TRUSTED_PROXIES", []))
+
+# The cache holds the login throttle's counters, so every panel process and replica must
+# share it: the panel's database by default (no extra service to run; the table is made
+# by farm's migration 0003, so a fresh machine has it after `migrate`), or Redis when
+# FARM_CACHE_URL names one (redis://host:6379/1). A per-process cache would let each
+# process count failures on its own.
+FARM_CACHE_TABLE = "farm_cache"  # the name farm/migrations/0003 creates
+FARM_CACHE_URL = env_str("FARM_CACHE_URL")
+if not FARM_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": FARM_CACHE_TABLE,
+        }
+    }
+elif FARM_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": FARM_CACHE_URL,
+        }
+    }
+else:
+    raise ImproperlyConfigured(
+        f"FARM_CACHE_URL={FARM_CACHE_URL!r}: use redis://, rediss:// or unix://, "
+        "or leave it unset for the panel database."
+    )
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -205,7 +266,20 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    # The header covers the panel's own host and the names below it, never the sites'.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    # Preloading is a promise to browsers that is slow to take back (months) and is
+    # meant for a registrable domain, not a panel host: opt in, and check W021 says
+    # nothing only when it is off on purpose (see SILENCED_SYSTEM_CHECKS below).
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
     SECURE_CONTENT_TYPE_NOSNIFF = True
+    # Browsers are sent to HTTPS (Traefik says which scheme it got in X-Forwarded-Proto).
+    # Swarm tasks call the panel over plain HTTP on the overlay network (Alertmanager's
+    # webhook): those paths are not redirected, since a POST does not survive a redirect.
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT", [r"^alerts/webhook/"])
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -221,14 +295,28 @@ X_FRAME_OPTIONS = "DENY"
 # OOM, a node lost) is noticed sooner than `retry` by the operation lease
 # (FARM_OPERATION_LEASE_SECONDS): a minute-by-minute task re-enqueues
 # operations whose heartbeat has stopped.
+#
+# `timeout` must also be longer than the longest single command a step may run
+# (a restic restore: FARM_RESTIC_TIMEOUT): were it shorter, the worker would be
+# killed inside that step at every delivery, and the operation re-queued until
+# FARM_OPERATION_MAX_ATTEMPTS fails it. The default leaves an hour beyond it.
 # ---------------------------------------------------------------------------
+from backups.backup_settings import LONGEST_SUBPROCESS_TIMEOUT  # noqa: E402
+
 FARM_QUEUE = env_choice("FARM_QUEUE", "orm", ("orm", "redis"))
-Q_TIMEOUT = env_int("FARM_Q_TIMEOUT", 3600, minimum=1)
+Q_TIMEOUT = env_int("FARM_Q_TIMEOUT", LONGEST_SUBPROCESS_TIMEOUT[1] + 3600, minimum=1)
 Q_RETRY = env_int("FARM_Q_RETRY", Q_TIMEOUT + 300, minimum=2)
 if Q_RETRY <= Q_TIMEOUT:
     raise ImproperlyConfigured(
         f"FARM_Q_RETRY ({Q_RETRY}) must be larger than FARM_Q_TIMEOUT ({Q_TIMEOUT}); "
         "otherwise a running task is delivered a second time."
+    )
+_name, _seconds = LONGEST_SUBPROCESS_TIMEOUT
+if _seconds >= Q_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"FARM_Q_TIMEOUT ({Q_TIMEOUT}) must be larger than {_name} ({_seconds}), the "
+        "longest one command of a step may run; otherwise the worker is killed inside "
+        f"that step every time. Raise FARM_Q_TIMEOUT (and FARM_Q_RETRY) or lower {_name}."
     )
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 Q_CLUSTER: dict[str, object] = {
@@ -251,12 +339,11 @@ else:
 
 FARM_OPERATION_LEASE_SECONDS = env_int("FARM_OPERATION_LEASE_SECONDS", 60, minimum=3)
 FARM_OPERATION_HEARTBEAT_SECONDS = max(1, FARM_OPERATION_LEASE_SECONDS // 4)
+# Deliveries of one operation to a worker before it is failed instead of run again
+# (each earlier worker died inside a step); a person can still retry it.
+FARM_OPERATION_MAX_ATTEMPTS = env_int("FARM_OPERATION_MAX_ATTEMPTS", 5, minimum=1)
 # Extra modules that register operation kinds (used by tests and plug-ins).
 FARM_OPERATION_MODULES = env_list("FARM_OPERATION_MODULES", [])
-
-# Secrets the panel must keep (site DB passwords, salts) are encrypted with this
-# key; it defaults to a key derived from SECRET_KEY.
-FARM_ENCRYPTION_KEY = env_str("FARM_ENCRYPTION_KEY")
 
 # ---------------------------------------------------------------------------
 # The farm: Docker Swarm, images and platform services (nodes/), sites (sites/).
@@ -297,6 +384,10 @@ FARM_ALERTMANAGER_PORT = env_int("FARM_ALERTMANAGER_PORT", 19093, minimum=1)
 FARM_ALERTMANAGER_URL = env_str(
     "FARM_ALERTMANAGER_URL", f"http://127.0.0.1:{FARM_ALERTMANAGER_PORT}"
 )
+# Prometheus and Alertmanager answer only with HTTP basic auth (their web config).
+# The password defaults to the one farm_up generated (FARM_SECRETS_DIR/monitoring-password).
+FARM_MONITORING_USER = env_str("FARM_MONITORING_USER", "farm")
+FARM_MONITORING_PASSWORD = env_str("FARM_MONITORING_PASSWORD")
 FARM_PROMETHEUS_TARGETS_DIR = env_path(
     "FARM_PROMETHEUS_TARGETS_DIR", VAR_DIR / "prometheus" / "targets", base=BASE_DIR
 )
@@ -317,7 +408,7 @@ FARM_SITES_ROOT = env_path("FARM_SITES_ROOT", VAR_DIR / "sites", base=BASE_DIR)
 from backups.backup_settings import *  # noqa: E402, F403
 from sites.dns_settings import *  # noqa: E402, F403
 
-# Restores beside get "restore-<site>-<time>.<FARM_PREVIEW_DOMAIN>" (a wildcard
+# Restores beside get "restore-<site>-<16 random hex>.<FARM_PREVIEW_DOMAIN>" (a wildcard
 # DNS name in production; *.localhost needs none here).
 FARM_PREVIEW_DOMAIN = env_str("FARM_PREVIEW_DOMAIN", "localhost")
 # How many randomly chosen sites the daily restore drill restores beside.

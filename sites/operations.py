@@ -64,6 +64,7 @@ class RepairSite(ProvisionSite):
     name = "site.repair"
     label = "Repair"
     reversible = False
+    operator_only = True  # started by operators only (sites.services.repair_site)
 
     def on_rolled_back(self, operation: Operation) -> None:
         self._set(operation, status=SiteStatus.FAILED, last_error="Repair was rolled back.")
@@ -73,7 +74,11 @@ class RepairSite(ProvisionSite):
 class SuspendSite(SiteKind):
     name = "site.suspend"
     label = "Suspend"
-    steps = (lifecycle_steps.MaintenanceOn(), lifecycle_steps.ScaleDown())
+    steps = (
+        lifecycle_steps.PauseMonitoring(),
+        lifecycle_steps.MaintenanceOn(),
+        lifecycle_steps.ScaleDown(),
+    )
 
     def on_succeeded(self, operation: Operation) -> None:
         self._set(operation, status=SiteStatus.SUSPENDED)
@@ -83,7 +88,12 @@ class SuspendSite(SiteKind):
 class ResumeSite(SiteKind):
     name = "site.resume"
     label = "Resume"
-    steps = (lifecycle_steps.ScaleUp(), steps.Converge(), lifecycle_steps.MaintenanceOff())
+    steps = (
+        lifecycle_steps.ScaleUp(),
+        steps.Converge(),
+        lifecycle_steps.MaintenanceOff(),
+        steps.Monitoring(),
+    )
 
     def on_succeeded(self, operation: Operation) -> None:
         self._set(operation, status=SiteStatus.ACTIVE)
@@ -101,6 +111,11 @@ class DeleteSite(SiteKind):
         lifecycle_steps.PurgeFiles(),
         lifecycle_steps.PurgeBackups(),
     )
+
+    def requires_operator(self, operation: Operation) -> bool:
+        # Only operators purge files and backups (sites.services.delete_site); a
+        # tenant must not restart (or stop half-way) a purge an operator began.
+        return bool(operation.params.get("purge")) or super().requires_operator(operation)
 
     def on_succeeded(self, operation: Operation) -> None:
         self._set(operation, status=SiteStatus.DELETED, maintenance=False)

@@ -154,15 +154,54 @@ class Operation(models.Model):
             return "Cancelling"
         return self.get_status_display()
 
-    def can_retry(self) -> bool:
+    @property
+    def lock(self) -> str:
+        """What this operation locks while unfinished (a restore locks its site)."""
+        return self.lock_name or self.target_key
+
+    @property
+    def is_restartable(self) -> bool:
         return self.status in (OperationStatus.FAILED, OperationStatus.CANCELLED)
+
+    def superseded_by(self) -> Operation | None:
+        """The first operation started after this one on the same lock, if any.
+
+        Retrying or rolling back an operation that is no longer the latest on its
+        lock would act on a state that has moved on: an old failed provision's
+        undo would drop the database of the site a repair has since made active.
+        """
+        same_lock = models.Q(lock_name=self.lock)
+        target_type, _, target_id = self.lock.partition(":")
+        if target_type and target_id:  # rows made before lock_name existed
+            same_lock |= models.Q(lock_name="", target_type=target_type, target_id=target_id)
+        return (
+            Operation.objects.filter(same_lock, pk__gt=self.pk)
+            .only("pk", "kind", "status", "mode", "cancel_requested")
+            .order_by("pk")
+            .first()
+        )
+
+    def superseded_reason(self, later: Operation | None = None) -> str:
+        later = later or self.superseded_by()
+        if later is None:
+            return ""
+        return (
+            f"{later.kind} #{later.pk} was started on {self.target_repr or self.target_key} "
+            "after this operation, so retrying or rolling this one back could undo what "
+            "it did. Start a new operation instead."
+        )
+
+    def can_retry(self) -> bool:
+        return self.is_restartable and self.superseded_by() is None
 
     def can_roll_back(self) -> bool:
         from farm.operations import registered_kinds
 
         kind = registered_kinds().get(self.kind)
-        return self.status in (OperationStatus.FAILED, OperationStatus.CANCELLED) and (
-            kind is None or kind.reversible
+        return (
+            self.is_restartable
+            and (kind is None or kind.reversible)
+            and self.superseded_by() is None
         )
 
     def can_cancel(self) -> bool:

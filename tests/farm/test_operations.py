@@ -135,9 +135,11 @@ def test_retry_is_refused_while_another_operation_holds_the_target(tmp_path):
     flag.touch()
     failed = start_recorded(tmp_path, fail_while_exists={"alpha": str(flag)})
     run_operation(failed.pk)
-    start_recorded(tmp_path)  # a new operation takes the target
+    later = start_recorded(tmp_path)  # a new operation takes the target
     failed.refresh_from_db()
-    with pytest.raises(OperationConflict):
+    # Refused for good, not only while the new one runs: the failed one is no
+    # longer the latest on its target (item 4 below).
+    with pytest.raises(OperationStateError, match=f"#{later.pk} was started"):
         retry_operation(failed)
     failed.refresh_from_db()
     assert failed.status == OperationStatus.FAILED, "a refused retry changes nothing"

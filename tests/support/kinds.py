@@ -8,6 +8,7 @@ so a test decides when each step may finish.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -72,3 +73,31 @@ class Gated(OperationKind):
     label = "Gated test operation"
     target_type = "test"
     steps = (GatedStep("one"), GatedStep("two"), GatedStep("three"), GatedStep("four"))
+
+
+class ChildStep(RecordedStep):
+    """Starts a long child process the way restic is started (farm.processes), journals
+    its pid, and waits for its gate."""
+
+    def run(self, ctx: StepContext) -> None:
+        from farm import processes
+
+        child = processes.popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        journal(ctx, f"child:{child.pid}")
+        gate = Path(ctx.params["gates"]) / self.name
+        try:
+            while not gate.exists():
+                ctx.check_cancelled()
+                time.sleep(0.1)
+        finally:
+            child.kill()
+            child.wait()
+        journal(ctx, f"done:{self.name}")
+
+
+@register_kind
+class WithChild(OperationKind):
+    name = "test.child"
+    label = "Test operation whose step runs a child process"
+    target_type = "test"
+    steps = (ChildStep("spawn"),)

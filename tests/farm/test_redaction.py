@@ -1,0 +1,137 @@
+"""Issue 9, item 13: tenants do not see the farm's insides; they cannot make the panel run restic.
+
+A failed operation of a tenant's site whose logs carry a host path, an
+operator's e-mail address and the Docker Engine's own words: the operator's
+pages show all of it, the tenant owner's pages none of it (farm.redaction).
+The RPO ledger's ``?refresh=1`` reads the repository for operators only.
+"""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.urls import reverse
+
+from backups import rpo
+from farm.models import Operation, OperationStep
+from sites.models import Site
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+DOCKER_ERROR = (
+    "500 Server Error for http+docker://localhost/v1.41/services/create: Internal Server "
+    'Error ("rpc error: code = Unknown desc = subnet sandbox join failed for 10.201.0.0/24")'
+)
+
+
+@pytest.fixture
+def site(tenant) -> Site:
+    return Site.objects.create(tenant=tenant, domain="shop.acme.test", status="failed")
+
+
+@pytest.fixture
+def failed_provision(site, operator, owner) -> tuple[Operation, dict[str, str]]:
+    plugin = settings.FARM_SITES_ROOT / f"wp-{site.pk}" / "wp-content/mu-plugins/farm.php"
+    secret = settings.FARM_SECRETS_DIR / "restic-password"
+    operation = Operation.objects.create(
+        kind="site.provision",
+        target_type="site",
+        target_id=str(site.pk),
+        target_repr=site.domain,
+        tenant=site.tenant,
+        actor=operator,
+        status="failed",
+        error=f"Deploy the stack: Creating service wp-{site.pk}_nginx: {DOCKER_ERROR}",
+    )
+    OperationStep.objects.create(
+        operation=operation,
+        position=1,
+        name="files",
+        label="Create the site directory",
+        status="succeeded",
+        log=(
+            f"09:00:01 wrote {plugin}\n"
+            f"09:00:02 read the repository password from {secret}\n"
+            "09:00:03 --- retry by ops@farm.test ---\n"
+            f"09:00:04 --- retry by {owner.email} ---\n"
+        ),
+    )
+    OperationStep.objects.create(
+        operation=operation,
+        position=2,
+        name="swarm",
+        label="Deploy the stack",
+        status="failed",
+        error=f"Creating service wp-{site.pk}_nginx: {DOCKER_ERROR}",
+        log=f"09:00:05 Error: Creating service wp-{site.pk}_nginx: {DOCKER_ERROR}\n",
+    )
+    secrets = {
+        "host path": str(settings.FARM_SITES_ROOT),
+        "secrets dir": str(settings.FARM_SECRETS_DIR),
+        "operator email": "ops@farm.test",
+        "docker error": "http+docker://",
+        "swarm words": "subnet sandbox join failed",
+    }
+    return operation, secrets
+
+
+@pytest.mark.parametrize("page", ["operation_detail", "site_detail"])
+def test_item_13_a_tenant_owners_page_hides_host_paths_operator_emails_and_docker_errors(
+    page, failed_provision, site, operator, owner
+):
+    operation, secrets = failed_provision
+    pk = operation.pk if page == "operation_detail" else site.pk
+    url = reverse(page, args=[pk])
+
+    operator_page = client_for(operator).get(url).content.decode()
+    for what, text in secrets.items():
+        assert text in operator_page, f"the operator sees the {what}"
+
+    owner_page = client_for(owner).get(url).content.decode()
+    for what, text in secrets.items():
+        assert text not in owner_page, f"the tenant owner sees the {what}"
+
+    from farm.redaction import AN_OPERATOR, ENGINE_ERROR
+
+    assert ENGINE_ERROR in owner_page
+    assert "[site files]/wp-content/mu-plugins/farm.php" in owner_page
+    assert f"retry by {AN_OPERATOR}" in owner_page
+    assert f"retry by {owner.email}" in owner_page, "their own address stays"
+
+
+def test_item_13_redaction_keeps_what_is_not_the_farms_insides(owner, member, operator):
+    from farm.redaction import redact_for
+
+    text = "10:00:00 database wp_12 created\n10:00:01 started by member@acme.test\n"
+    assert redact_for(owner, text) == text, "a fellow member's address is not hidden"
+    assert redact_for(operator, DOCKER_ERROR) == DOCKER_ERROR
+    assert redact_for(owner, f"see {settings.BASE_DIR}/manage.py") == "see [farm]"
+    assert redact_for(owner, "") == ""
+
+
+@pytest.fixture
+def cached_ledger(monkeypatch):
+    cache.set(rpo.CACHE_KEY, [], rpo.CACHE_SECONDS)
+    snapshots = mock.Mock(return_value=[])
+    monkeypatch.setattr(rpo.restic, "snapshots", snapshots)
+    monkeypatch.setattr(rpo.restic, "repository_from_settings", mock.Mock())
+    yield snapshots
+    cache.delete(rpo.CACHE_KEY)
+
+
+def test_item_13_a_tenants_refresh_of_the_rpo_ledger_does_not_run_restic(
+    cached_ledger, owner, operator
+):
+    response = client_for(owner).get(reverse("rpo_ledger"), {"refresh": "1"})
+    assert response.status_code == 200
+    cached_ledger.assert_not_called()
+    assert "?refresh=1" not in response.content.decode(), "no link to it either"
+
+    response = client_for(operator).get(reverse("rpo_ledger"), {"refresh": "1"})
+    assert response.status_code == 200
+    cached_ledger.assert_called_once()
+    assert "?refresh=1" in response.content.decode()
