@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
@@ -8,6 +9,11 @@ from django.http import HttpRequest
 from farm.admin_audit import AuditedAdmin
 from farm.invitations import invite_users
 from farm.models import AuditEvent, Membership, Operation, OperationStep, Tenant, User
+
+# The admin's own login form would take a password alone: no second factor, no rate
+# limit. Send it to allauth's login (throttled, MFA stage) instead; a signed-in
+# operator passes through (and OperatorMfaMiddleware checks the session's MFA).
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 
 class MembershipInline(admin.TabularInline[Membership, Tenant]):

@@ -7,13 +7,8 @@ from typing import Any
 from django.db import models
 from django.http import HttpRequest
 
+from farm.client_ip import client_ip
 from farm.models import AuditEvent, Tenant, User
-
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def record(

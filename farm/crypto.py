@@ -1,9 +1,10 @@
 """Secrets the panel must keep (site DB passwords, salts) are stored encrypted.
 
-Fernet (AES-128-CBC + HMAC) with a key from FARM_ENCRYPTION_KEY, or derived
-from SECRET_KEY with HKDF when that is not set. Rotating SECRET_KEY without
-setting FARM_ENCRYPTION_KEY to the old derivation makes stored secrets
-unreadable, which the README says.
+Fernet (AES-128-CBC + HMAC) with a key from FARM_ENCRYPTION_KEY. Development
+and tests may leave it unset and get a key derived from SECRET_KEY with HKDF;
+production refuses to start without it (farm.settings.check_production_posture),
+so rotating SECRET_KEY never makes stored secrets unreadable there. A farm that
+ran without it sets FARM_ENCRYPTION_KEY to ``derived_key(SECRET_KEY)`` once.
 """
 
 from __future__ import annotations
@@ -22,8 +23,16 @@ from django.db import models
 _PREFIX = "fernet:"
 
 
+def derived_key(secret_key: str) -> str:
+    """The Fernet key a panel without FARM_ENCRYPTION_KEY uses (development, tests)."""
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"wpfarm secrets v1"
+    ).derive(secret_key.encode())
+    return base64.urlsafe_b64encode(derived).decode()
+
+
 @cache
-def _fernet(key_material: str, secret_key: str) -> Fernet:
+def _fernet(key_material: str, secret_key: str, production: bool) -> Fernet:
     if key_material:
         try:
             return Fernet(key_material.encode())
@@ -33,14 +42,13 @@ def _fernet(key_material: str, secret_key: str) -> Fernet:
                 "(python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())')."
             ) from exc
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"wpfarm secrets v1"
-    ).derive(secret_key.encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
+    if production:  # settings refuse to start so; this guards a settings override
+        raise ImproperlyConfigured("FARM_ENCRYPTION_KEY must be set in production.")
+    return Fernet(derived_key(secret_key).encode())
 
 
 def fernet() -> Fernet:
-    return _fernet(settings.FARM_ENCRYPTION_KEY, settings.SECRET_KEY)
+    return _fernet(settings.FARM_ENCRYPTION_KEY, settings.SECRET_KEY, settings.PRODUCTION)
 
 
 def encrypt(plaintext: str) -> str:
