@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from backups import restic, rpo, schedule, services
-from backups.models import RepositoryCheck
+from backups.models import Backup, BackupStatus, RepositoryCheck
 from farm.errors import FarmError
 
 
@@ -29,11 +29,29 @@ def subset_for(day: date) -> str:
     return f"{day.toordinal() % 30 + 1}/30"
 
 
+CHECK_ALERT = "restic-check-failed"
+NOTHING_TO_CHECK = "nothing to check yet"
+
+
 def check_repository() -> str:
+    """The daily ``restic check``. A repository that is not there because no backup
+    has run yet is "nothing to check yet", not a failure (the first backup creates
+    it); one that is gone although backups were made is a failure."""
+    from monitoring.alerts import raise_alert, resolve_alert
+
     subset = subset_for(timezone.now().date())
     record = RepositoryCheck.objects.create(read_data_subset=subset)
+    nothing_to_check = False
     try:
-        result = restic.check(restic.repository_from_settings(), read_data_subset=subset)
+        repo = restic.repository_from_settings()
+        result = restic.check(repo, read_data_subset=subset)
+    except restic.ResticError as exc:
+        nothing_to_check = exc.kind == "not_initialised" and not _backups_were_made(repo.url)
+        if nothing_to_check:
+            output = f"{NOTHING_TO_CHECK}: no backup has run yet ({exc.message})"
+            result = restic.CheckResult(ok=True, output=output, seconds=0.0)
+        else:
+            result = restic.CheckResult(ok=False, output=exc.message, seconds=0.0)
     except FarmError as exc:
         # Not reached at all is a failed check too (not one left "running" for ever).
         result = restic.CheckResult(ok=False, output=exc.message, seconds=0.0)
@@ -43,17 +61,29 @@ def check_repository() -> str:
     record.finished_at = timezone.now()
     record.save()
     if not result.ok:
-        from monitoring.alerts import raise_alert
-
         raise_alert(
-            fingerprint="restic-check-failed",
+            fingerprint=CHECK_ALERT,
             name="RepositoryCheckFailed",
             severity="critical",
             source="backup",
             summary=f"restic check of subset {subset} failed",
             description=result.output[-2000:],
         )
+    else:
+        resolve_alert(CHECK_ALERT)
+    if nothing_to_check:
+        return f"subset {subset}: {NOTHING_TO_CHECK}"
     return f"subset {subset}: {'ok' if result.ok else 'FAILED'}"
+
+
+def _backups_were_made(repository: str) -> bool:
+    """Whether a snapshot was ever recorded in this repository (so it should exist)."""
+    return (
+        Backup.objects.filter(repository=repository)
+        .exclude(snapshot_id="")
+        .filter(status__in=[BackupStatus.SUCCEEDED, BackupStatus.FORGOTTEN])
+        .exists()
+    )
 
 
 def run_drills() -> str:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from farm.errors import FarmError
+from monitoring.credentials import monitoring_auth
 from monitoring.models import Alert, AlertSeverity, AlertStatus
 from sites.models import Site
 
@@ -85,8 +86,15 @@ def _active_alerts() -> list[dict[str, Any]]:
         response = requests.get(
             # Silenced and inhibited alerts are included: muted is not resolved.
             f"{settings.FARM_ALERTMANAGER_URL.rstrip('/')}/api/v2/alerts",
+            auth=monitoring_auth(),
             timeout=10,
         )
+        if response.status_code == 401:
+            raise AlertmanagerUnreachable(
+                "Alertmanager refused the panel's credentials (401); check "
+                "FARM_MONITORING_USER/FARM_MONITORING_PASSWORD or run manage.py farm_up.",
+                retryable=False,
+            )
         response.raise_for_status()
         body = response.json()
     except (requests.RequestException, ValueError) as exc:

@@ -2,8 +2,13 @@
 
 Each site is one JSON file in FARM_PROMETHEUS_TARGETS_DIR, which Prometheus
 re-reads every 30 s. Public sites are probed at their URL; a ``*.localhost``
-site (the local farm) has no public DNS, so the probe goes to Traefik with the
-site's Host header (blackbox ``hostname`` parameter).
+site (the local farm) has no public DNS, so the probe goes to the edge (Traefik,
+on farm-internal) with the site's Host header (blackbox ``hostname`` parameter).
+The blackbox module does not follow redirects and counts the site's own answers
+(2xx, 3xx such as the install screen's 302, 401, 403) as up; Traefik's 404 (no
+route), 502/503 (nothing behind it) and a refused connection are down.
+
+Prometheus wants basic auth (monitoring.credentials) for every call.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import requests
 from django.conf import settings
 
 from farm.errors import FarmError
+from monitoring.credentials import monitoring_auth
 from sites.domains import is_local_domain
 
 
@@ -62,27 +68,39 @@ def remove_site_target(site_id: int) -> bool:
     return False
 
 
-def query(promql: str, *, timeout: float = 10) -> list[dict[str, Any]]:
+def _get(path: str, params: dict[str, str], *, timeout: float, what: str) -> dict[str, Any]:
     try:
         response = requests.get(
-            f"{settings.FARM_PROMETHEUS_URL}/api/v1/query",
-            params={"query": promql},
+            f"{settings.FARM_PROMETHEUS_URL.rstrip('/')}{path}",
+            params=params,
+            auth=monitoring_auth(),
             timeout=timeout,
         )
+    except requests.RequestException as exc:
+        raise PrometheusError(f"{what}: Prometheus did not answer: {exc}", retryable=True) from exc
+    if response.status_code == 401:
+        raise PrometheusError(
+            f"{what}: Prometheus refused the panel's credentials (401); check "
+            "FARM_MONITORING_USER/FARM_MONITORING_PASSWORD or run manage.py farm_up."
+        )
+    try:
         body = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise PrometheusError(f"Prometheus query failed: {exc}", retryable=True) from exc
+    except ValueError as exc:
+        raise PrometheusError(
+            f"{what}: Prometheus answered {response.status_code} without JSON", retryable=True
+        ) from exc
+    if not isinstance(body, dict):
+        raise PrometheusError(f"{what}: Prometheus's answer is not an object")
+    return body
+
+
+def query(promql: str, *, timeout: float = 10) -> list[dict[str, Any]]:
+    body = _get("/api/v1/query", {"query": promql}, timeout=timeout, what="Prometheus query")
     if body.get("status") != "success":
         raise PrometheusError(f"Prometheus refused the query: {body.get('error')}")
     return list(body["data"]["result"])
 
 
 def active_targets(job: str) -> list[dict[str, Any]]:
-    try:
-        response = requests.get(
-            f"{settings.FARM_PROMETHEUS_URL}/api/v1/targets", params={"state": "active"}, timeout=10
-        )
-        body = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise PrometheusError(f"Prometheus did not answer: {exc}", retryable=True) from exc
+    body = _get("/api/v1/targets", {"state": "active"}, timeout=10, what="Prometheus targets")
     return [t for t in body["data"]["activeTargets"] if t["labels"].get("job") == job]

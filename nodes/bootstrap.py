@@ -29,6 +29,7 @@ from nodes.swarm import (
     STACK_LABEL,
     NamedContent,
     SwarmError,
+    UpdateRolledBack,
     apply_service,
     client,
     reset_client_cache,
@@ -296,17 +297,31 @@ def farm_up(
     for config in platform.config_defs():
         ensure_config(cli, config, report)
     services = platform.service_defs(values)
-    for sdef in services:
-        outcome = apply_service(cli, sdef)
-        if outcome == "unchanged":
-            report.same(f"service {sdef.name}")
-        else:
-            report.changed(f"{outcome} service {sdef.name}")
-    progress("Waiting for the platform services to run and pass their health checks")
     converge_started = time.monotonic()
-    wait_converged(
-        cli, [s.name for s in services], timeout_s=wait_s, on_progress=progress, give_up_after_s=120
-    )
+    for attempt in (1, 2):
+        for sdef in services:
+            outcome = apply_service(cli, sdef)
+            if outcome == "unchanged":
+                report.same(f"service {sdef.name}")
+            else:
+                report.changed(f"{outcome} service {sdef.name}")
+        progress("Waiting for the platform services to run and pass their health checks")
+        try:
+            wait_converged(
+                cli,
+                [s.name for s in services],
+                timeout_s=wait_s,
+                on_progress=progress,
+                give_up_after_s=120,
+            )
+            break
+        except UpdateRolledBack as exc:
+            # Docker 20.10 now and then fails to start a task of a good spec
+            # ("unable to remount dir as readonly ... device or resource busy" on
+            # its secrets mount) and Swarm rolls the update back: write it once more.
+            if attempt == 2:
+                raise
+            progress(f"{exc.message}; applying the platform services once more")
     report.timings["converge"] = time.monotonic() - converge_started
     prune_unused(cli, report)
     report.timings["total"] = time.monotonic() - started
@@ -323,6 +338,23 @@ def farm_down(*, purge_data: bool = False, progress: Progress = print) -> Report
     (the platform and the site stacks), and the node role labels."""
     report = Report()
     cli = client()
+    with translate_errors("Reading the Swarm state"):
+        in_swarm = cli.info().get("Swarm", {}).get("LocalNodeState") == "active"
+    if in_swarm:
+        _remove_swarm_objects(cli, report, progress)
+    if purge_data:
+        for path in (
+            settings.FARM_MARIADB_DATA,
+            settings.FARM_PROMETHEUS_TARGETS_DIR,
+            settings.FARM_SITES_ROOT,
+        ):
+            if Path(path).exists():
+                shutil.rmtree(path)
+                report.changed(f"deleted {path}")
+    return report
+
+
+def _remove_swarm_objects(cli: docker.DockerClient, report: Report, progress: Progress) -> None:
     with translate_errors("Listing services"):
         services = [s for s in cli.services.list() if farm_managed(s.attrs["Spec"].get("Labels"))]
     for svc in services:
@@ -354,16 +386,6 @@ def farm_down(*, purge_data: bool = False, progress: Progress = print) -> Report
                 report.changed(
                     f"removed farm role labels from {node.attrs['Description']['Hostname']}"
                 )
-    if purge_data:
-        for path in (
-            settings.FARM_MARIADB_DATA,
-            settings.FARM_PROMETHEUS_TARGETS_DIR,
-            settings.FARM_SITES_ROOT,
-        ):
-            if Path(path).exists():
-                shutil.rmtree(path)
-                report.changed(f"deleted {path}")
-    return report
 
 
 def _remove_with_retry(obj: Any, what: str, attempts: int = 20) -> None:

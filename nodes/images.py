@@ -74,15 +74,19 @@ restic
 prometheus
     Debian's Prometheus 2.42 as user prometheus on :9090, config
     /etc/prometheus/prometheus.yml (mount the panel's), data in /prometheus.
-    Flags are the CMD (override them all to change one). HEALTHCHECK /-/healthy.
+    Flags are the CMD (override them all to change one). HEALTHCHECK /-/healthy
+    through ``farm-web-healthcheck URL``, which sends basic auth from
+    /run/secrets/monitoring-password when mounted (``--web.config.file``).
 blackbox
     prometheus-blackbox-exporter on :9115, config /etc/prometheus/blackbox.yml
-    with ``http_2xx`` (follows redirects) and ``tcp_connect`` modules.
+    with ``http_site`` (no redirects followed; 2xx, 3xx, 401, 403 are up),
+    ``http_2xx`` (follows redirects) and ``tcp_connect`` modules.
     HEALTHCHECK /-/healthy.
 alertmanager
     prometheus-alertmanager on :9093 as user prometheus, config
     /etc/alertmanager/alertmanager.yml (mount the panel's), data in
-    /alertmanager, gossip clustering off. HEALTHCHECK /-/healthy.
+    /alertmanager, gossip clustering off. HEALTHCHECK /-/healthy through
+    ``farm-web-healthcheck`` (as prometheus).
 
 This module imports no Django: ``manage.py build_images`` wraps build_images().
 Building needs root (debootstrap, chroot, mount) and a Docker Engine.

@@ -14,10 +14,13 @@ rolls the task over to it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
 import json
 from dataclasses import dataclass, field
 
+import bcrypt
 from django.conf import settings
 
 from nodes.image_map import image_for
@@ -28,6 +31,12 @@ DB_NETWORK = "farm-db"
 INTERNAL_NETWORK = "farm-internal"
 MARIADB_ROOT_SECRET = "farm_mariadb_root"
 ALERTMANAGER_TOKEN_SECRET = "farm_alertmanager_token"
+# Prometheus and Alertmanager answer only with HTTP basic auth: the password (for
+# Prometheus's own calls and the health checks) and the web config with its bcrypt hash.
+MONITORING_PASSWORD_SECRET = "farm_monitoring_password"
+MONITORING_WEB_SECRET = "farm_monitoring_web"
+MONITORING_PASSWORD_FILE = "/run/secrets/monitoring-password"
+MONITORING_WEB_FILE = "/run/secrets/monitoring-web.yml"
 PROMETHEUS_VOLUME = "farm_prometheus-data"
 ALERTMANAGER_VOLUME = "farm_alertmanager-data"
 ROLE_LABELS = ("edge", "worker", "db")
@@ -84,11 +93,19 @@ def _yaml(data: object) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
+def _monitoring_auth() -> dict[str, str]:
+    """How Prometheus authenticates to itself and to Alertmanager."""
+    return {"username": settings.FARM_MONITORING_USER, "password_file": MONITORING_PASSWORD_FILE}
+
+
 def prometheus_config() -> NamedContent:
+    # The blackbox module "http_site" counts any answer of the site itself as up (the
+    # install screen's 302 too) and does not follow redirects: a *.localhost Location
+    # would resolve to the prober itself.
     site_probe = {
         "job_name": "sites",
         "metrics_path": "/probe",
-        "params": {"module": ["http_2xx"]},
+        "params": {"module": ["http_site"]},
         "file_sd_configs": [
             {"files": ["/etc/prometheus/targets/*.json"], "refresh_interval": "30s"}
         ],
@@ -104,13 +121,28 @@ def prometheus_config() -> NamedContent:
             "evaluation_interval": "15s",
             "external_labels": {"farm": settings.FARM_STACK},
         },
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]},
+        "alerting": {
+            "alertmanagers": [
+                {
+                    "static_configs": [{"targets": ["alertmanager:9093"]}],
+                    "basic_auth": _monitoring_auth(),
+                }
+            ]
+        },
         "rule_files": ["/etc/prometheus/rules.yml"],
         "scrape_configs": [
-            {"job_name": "prometheus", "static_configs": [{"targets": ["localhost:9090"]}]},
+            {
+                "job_name": "prometheus",
+                "static_configs": [{"targets": ["localhost:9090"]}],
+                "basic_auth": _monitoring_auth(),
+            },
             {"job_name": "traefik", "static_configs": [{"targets": ["traefik:8082"]}]},
             {"job_name": "blackbox", "static_configs": [{"targets": ["blackbox:9115"]}]},
-            {"job_name": "alertmanager", "static_configs": [{"targets": ["alertmanager:9093"]}]},
+            {
+                "job_name": "alertmanager",
+                "static_configs": [{"targets": ["alertmanager:9093"]}],
+                "basic_auth": _monitoring_auth(),
+            },
             site_probe,
         ],
     }
@@ -178,6 +210,28 @@ def alertmanager_config() -> NamedContent:
     return NamedContent("farm_alertmanager", _yaml(config))
 
 
+def monitoring_web_config(password: str) -> NamedContent:
+    """The web config (``--web.config.file``) of Prometheus and Alertmanager: basic auth
+    for one user. The bcrypt salt is derived from the password, so the same password
+    gives the same file (and farm_up a second time changes nothing); the password is
+    24 random bytes (secrets.token_urlsafe), which is what protects it, not the salt."""
+    digest = hashlib.sha256(b"farm-monitoring-web:" + password.encode()).digest()[:16]
+    salt = b"$2b$10$" + _bcrypt_b64(digest)
+    hashed = bcrypt.hashpw(password.encode(), salt).decode()
+    return NamedContent(
+        MONITORING_WEB_SECRET, _yaml({"basic_auth_users": {settings.FARM_MONITORING_USER: hashed}})
+    )
+
+
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BCRYPT_B64 = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _bcrypt_b64(raw: bytes) -> bytes:
+    """bcrypt's base64: the standard bit layout in its own alphabet, no padding."""
+    return base64.b64encode(raw).rstrip(b"=").translate(bytes.maketrans(_B64, _BCRYPT_B64))
+
+
 def config_defs() -> list[NamedContent]:
     return [prometheus_config(), prometheus_rules(), alertmanager_config()]
 
@@ -191,10 +245,12 @@ def secret_defs(values: dict[str, str]) -> list[NamedContent]:
     return [
         NamedContent(MARIADB_ROOT_SECRET, values["mariadb-root-password"]),
         NamedContent(ALERTMANAGER_TOKEN_SECRET, values["alertmanager-token"]),
+        NamedContent(MONITORING_PASSWORD_SECRET, values["monitoring-password"]),
+        monitoring_web_config(values["monitoring-password"]),
     ]
 
 
-SECRET_FILES = ("mariadb-root-password", "alertmanager-token")
+SECRET_FILES = ("mariadb-root-password", "alertmanager-token", "monitoring-password")
 
 
 def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
@@ -203,6 +259,13 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
     edge = [f"node.labels.{role_label('edge')} == true", "node.role == manager"]
     db_node = [f"node.labels.{role_label('db')} == true"]
     http_health = ("CMD", "busybox", "wget", "-q", "-O", "/dev/null")
+    # Prometheus and Alertmanager want basic auth on every path, /-/healthy too.
+    authed_health = ("CMD", "/usr/local/bin/farm-web-healthcheck")
+    internal_subnet = next(n.subnet for n in network_defs() if n.name == INTERNAL_NETWORK)
+    monitoring_secrets = [
+        FileRef(secret_names[MONITORING_PASSWORD_SECRET], "monitoring-password", mode=0o444),
+        FileRef(secret_names[MONITORING_WEB_SECRET], "monitoring-web.yml", mode=0o444),
+    ]
     traefik = ServiceDef(
         name=_svc("traefik"),
         image=image_for("traefik"),
@@ -218,6 +281,10 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
             "--entryPoints.metrics.address=:8082",
             "--metrics.prometheus=true",
             "--metrics.prometheus.entryPoint=metrics",
+            # The metrics entry point listens on every network Traefik is on, the
+            # public shards that every site's nginx joins too: its router (labels
+            # below) lets only farm-internal (Prometheus) in.
+            "--metrics.prometheus.manualRouting=true",
             "--accessLog=true",
             "--accessLog.format=json",
             "--api.dashboard=false",
@@ -229,6 +296,16 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         # Traefik reads its static config from flags or env, not both: the server
         # gets --ping=true above, the health check command this variable.
         env={"TRAEFIK_PING": "true"},
+        labels={
+            "traefik.enable": "true",
+            "traefik.http.routers.farm-metrics.rule": "PathPrefix(`/metrics`)",
+            "traefik.http.routers.farm-metrics.entrypoints": "metrics",
+            "traefik.http.routers.farm-metrics.service": "prometheus@internal",
+            "traefik.http.routers.farm-metrics.middlewares": "farm-internal-only",
+            "traefik.http.middlewares.farm-internal-only.ipallowlist.sourcerange": internal_subnet,
+            # A service with a port, or the Swarm provider skips this service whole.
+            "traefik.http.services.farm-metrics.loadbalancer.server.port": "8082",
+        },
         networks={**{net: ["traefik"] for net in public_networks()}, INTERNAL_NETWORK: ["traefik"]},
         ports=[Port(settings.FARM_HTTP_PORT, 80), Port(settings.FARM_HTTPS_PORT, 443)],
         mounts=[Mount("/var/run/docker.sock", "/var/run/docker.sock", "bind", read_only=True)],
@@ -284,12 +361,16 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
             "--config.file=/etc/prometheus/prometheus.yml",
             "--storage.tsdb.path=/prometheus",
             "--storage.tsdb.retention.time=15d",
-            "--web.enable-lifecycle",
+            # No --web.enable-lifecycle: file_sd targets are re-read by themselves
+            # and a new config is a new task; /-/quit and /-/reload stay off.
+            f"--web.config.file={MONITORING_WEB_FILE}",
         ],
         configs=[
             FileRef(configs["farm_prometheus"], "/etc/prometheus/prometheus.yml"),
             FileRef(configs["farm_prometheus_rules"], "/etc/prometheus/rules.yml"),
         ],
+        secrets=monitoring_secrets,
+        env={"FARM_MONITORING_USER": settings.FARM_MONITORING_USER},
         mounts=[
             Mount(PROMETHEUS_VOLUME, "/prometheus"),
             Mount(
@@ -305,13 +386,15 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         cpu_limit=1.0,
         mem_limit_mb=512,
         mem_reservation_mb=128,
-        health=Health((*http_health, "http://127.0.0.1:9090/-/healthy"), interval_s=5),
+        health=Health((*authed_health, "http://127.0.0.1:9090/-/healthy"), interval_s=5),
     )
     blackbox = ServiceDef(
         name=_svc("blackbox"),
         image=image_for("blackbox"),
         stack=STACK,
-        networks={INTERNAL_NETWORK: ["blackbox"], **{net: [] for net in public_networks()}},
+        # farm-internal only: it probes sites through Traefik, and its /probe (which
+        # fetches any URL it is given) is no one else's to use.
+        networks={INTERNAL_NETWORK: ["blackbox"]},
         cpu_limit=0.25,
         mem_limit_mb=64,
         mem_reservation_mb=32,
@@ -325,17 +408,20 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
             "--config.file=/etc/alertmanager/alertmanager.yml",
             "--storage.path=/alertmanager",
             "--cluster.listen-address=",
+            f"--web.config.file={MONITORING_WEB_FILE}",
         ],
         configs=[FileRef(configs["farm_alertmanager"], "/etc/alertmanager/alertmanager.yml")],
         secrets=[
-            FileRef(secret_names[ALERTMANAGER_TOKEN_SECRET], "alertmanager-token", mode=0o444)
+            FileRef(secret_names[ALERTMANAGER_TOKEN_SECRET], "alertmanager-token", mode=0o444),
+            *monitoring_secrets,
         ],
+        env={"FARM_MONITORING_USER": settings.FARM_MONITORING_USER},
         mounts=[Mount(ALERTMANAGER_VOLUME, "/alertmanager")],
         networks={INTERNAL_NETWORK: ["alertmanager"]},
         ports=[Port(settings.FARM_ALERTMANAGER_PORT, 9093)],
         cpu_limit=0.25,
         mem_limit_mb=128,
         mem_reservation_mb=32,
-        health=Health((*http_health, "http://127.0.0.1:9093/-/healthy"), interval_s=5),
+        health=Health((*authed_health, "http://127.0.0.1:9093/-/healthy"), interval_s=5),
     )
     return [mariadb, redis, traefik, prometheus, blackbox, alertmanager]

@@ -6,7 +6,8 @@ stacks, node inventory) goes through here, so errors come out as one
 
 * ``nodes.swarm_client``: the client, SwarmError, error translation;
 * ``nodes.swarm_services``: declarative services applied idempotently;
-* ``nodes.swarm_tasks``: task states, health and convergence.
+* ``nodes.swarm_tasks``: task states, health and convergence;
+* ``nodes.swarm_reset``: leaving an engine clean for the next farm.
 """
 
 from nodes.swarm_client import (
@@ -37,7 +38,10 @@ from nodes.swarm_services import (
 )
 from nodes.swarm_tasks import (
     FAILED_TASK_STATES,
+    STALE_OVERLAY_FIX,
+    StaleOverlayState,
     TaskState,
+    UpdateRolledBack,
     container_health,
     service_tasks,
     wait_containers_gone,
@@ -51,6 +55,7 @@ __all__ = [
     "SECOND_NS",
     "SPEC_HASH_LABEL",
     "STACK_LABEL",
+    "STALE_OVERLAY_FIX",
     "FileRef",
     "Health",
     "Mount",
@@ -58,8 +63,10 @@ __all__ = [
     "Outcome",
     "Port",
     "ServiceDef",
+    "StaleOverlayState",
     "SwarmError",
     "TaskState",
+    "UpdateRolledBack",
     "apply_service",
     "client",
     "container_health",

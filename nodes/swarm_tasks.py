@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,55 @@ from nodes.swarm_services import find_service
 
 FAILED_TASK_STATES = {"failed", "rejected", "orphaned"}
 
+# What the engine says when a VXLAN interface with a network's VXLAN id is left over
+# (stranded by an earlier swarm: seen in CI after `swarm leave --force` with the farm
+# running): every task on that network is rejected, however often Swarm retries.
+STALE_OVERLAY = re.compile(
+    r"subnet sandbox join failed.*error creating vxlan interface: file exists", re.I
+)
+STALE_OVERLAY_FIX = (
+    "The Docker Engine holds a stale VXLAN interface with this network's id (left "
+    "by an earlier swarm, e.g. one left with `docker swarm leave --force` while its "
+    "services ran). Run `manage.py farm_down --reset-engine` (it removes every "
+    "service and network, leaves the swarm, deletes the stale VXLAN interfaces and "
+    "starts a new swarm), then `manage.py farm_up`; by hand, delete the host's "
+    "`vx-...` interfaces that `ip -d link show type vxlan` lists."
+)
+
+
+class UpdateRolledBack(SwarmError):
+    """Swarm rolled an update back (or paused it): the spec written did not take."""
+
+
+class StaleOverlayState(SwarmError):
+    """Tasks are rejected because of an earlier swarm's leftover overlay state."""
+
+
+def stale_overlay_error(service: str, problem: str) -> StaleOverlayState | None:
+    """The error to raise when ``problem`` is the engine's stale-overlay message."""
+    if not STALE_OVERLAY.search(problem):
+        return None
+    return StaleOverlayState(f"{service}: {problem}. {STALE_OVERLAY_FIX}", retryable=False)
+
+
+def _stale_overlay(service: str, tasks: list[TaskState]) -> StaleOverlayState | None:
+    """Twice rejected for the stale-overlay reason, and no task got further since."""
+    ordered = sorted(tasks, key=lambda t: _instant(t.created_at))
+    stale = [i for i, t in enumerate(ordered) if STALE_OVERLAY.search(t.error)]
+    if len(stale) < 2:
+        return None
+    later = ordered[stale[-1] + 1 :]
+    if any(t.state in ("preparing", "starting", "running") for t in later):
+        return None
+    last = ordered[stale[-1]]
+    return stale_overlay_error(service, f"{last.state}: {last.error}")
+
+
+def _instant(raw: str) -> str:
+    """A sortable form of the engine's timestamps (their fractions vary in length)."""
+    head, _, fraction = raw.rstrip("Z").partition(".")
+    return f"{head}.{fraction.ljust(9, '0')}"
+
 
 @dataclass(frozen=True)
 class TaskState:
@@ -31,11 +81,23 @@ class TaskState:
     node_id: str
     container_id: str
     health: str | None = None
+    created_at: str = ""  # RFC 3339 as the engine writes it (nanoseconds)
 
 
-def service_tasks(cli: docker.DockerClient, service: str) -> list[TaskState]:
+def service_tasks(
+    cli: docker.DockerClient, service: str, *, up_to_date: bool = False
+) -> list[TaskState]:
+    """The tasks of a service; ``up_to_date``: only those that run its current spec.
+
+    ``_up-to-date`` is the filter the docker CLI's own convergence wait uses: Swarm
+    keeps a task that runs the service's current spec version (the one the last
+    create or update wrote, or the previous one after a rollback), and drops the
+    tasks of every earlier spec, even while they still run."""
+    filters: dict[str, str] = {"service": service}
+    if up_to_date:
+        filters["_up-to-date"] = "true"
     with translate_errors(f"Reading the tasks of {service}"):
-        tasks = cli.api.tasks(filters={"service": service})
+        tasks = cli.api.tasks(filters=filters)
     out = []
     for task in tasks:
         status = task.get("Status", {})
@@ -49,6 +111,7 @@ def service_tasks(cli: docker.DockerClient, service: str) -> list[TaskState]:
                 error=status.get("Err", ""),
                 node_id=task.get("NodeID", ""),
                 container_id=status.get("ContainerStatus", {}).get("ContainerID", ""),
+                created_at=task.get("CreatedAt", ""),
             )
         )
     return out
@@ -79,8 +142,15 @@ def wait_converged(
     on_progress: Callable[[str], None] | None = None,
     check_cancelled: Callable[[], None] | None = None,
 ) -> None:
-    """Wait until each service has its replicas running (and healthy when it has a
-    health check).
+    """Wait until each service has its replicas running the spec last written to it
+    (and healthy when it has a health check), and any update Swarm started for that
+    spec has completed.
+
+    Right after an update, before Swarm has even started rolling it out, the old
+    tasks still run and are healthy: they do not count, only tasks of the current
+    spec version do (Swarm's ``_up-to-date`` filter). While Swarm says the update
+    is in progress (or rolling back) the service is not converged either; an
+    update Swarm rolled back or paused is a failure with Swarm's words.
 
     A problem Swarm reports and does not get past (an image that does not exist,
     no node with room, a task that keeps crashing) fails within
@@ -98,7 +168,7 @@ def wait_converged(
                 why = "; ".join(
                     sorted({t.error for t in service_tasks(cli, name) if t.error})
                 ) or _update_message(cli, name)
-                raise SwarmError(
+                raise UpdateRolledBack(
                     f"{name}: the update did not take and Swarm {update.replace('_', ' ')}"
                     f" it: {why}",
                     retryable=False,
@@ -106,7 +176,7 @@ def wait_converged(
             if update in ("updating", "rollback_started"):
                 pending.append(f"{name}: {update}")
                 continue
-            tasks = service_tasks(cli, name)
+            tasks = service_tasks(cli, name, up_to_date=True)
             current = [t for t in tasks if t.desired == "running"]
             ready = [
                 t
@@ -120,6 +190,9 @@ def wait_converged(
             if len(ready) >= want:
                 first_seen.pop(name, None)
                 continue
+            stale = _stale_overlay(name, tasks)
+            if stale is not None:
+                raise stale  # waiting does not make it better
             problem = _task_problem(tasks, current)
             if problem:
                 seen = first_seen.setdefault(name, time.monotonic())

@@ -334,10 +334,8 @@ def test_the_daily_check_reads_its_subset_and_records_it(repo, tmp_path: Path):
     assert check.ok and check.finished_at and check.seconds is not None
 
 
-def test_a_check_that_cannot_reach_the_repository_fails_visibly(settings, tmp_path: Path):
-    settings.FARM_BACKUP_REPOSITORY = str(tmp_path / "nowhere")
-    settings.FARM_RESTIC_PASSWORD = "only for tests"
-    settings.FARM_RESTIC_CACHE_DIR = str(tmp_path / "restic-cache")
+def test_a_check_that_cannot_reach_the_repository_fails_visibly(repo, settings):
+    settings.FARM_RESTIC_PASSWORD = "not the password"  # (a missing one: nothing to check yet)
 
     assert tasks.check_repository().endswith(": FAILED")
     check = RepositoryCheck.objects.get()
@@ -347,7 +345,9 @@ def test_a_check_that_cannot_reach_the_repository_fails_visibly(settings, tmp_pa
     assert alert.status == AlertStatus.FIRING and alert.source == "backup"
 
 
-def test_drills_restore_a_sample_of_active_sites_beside(repo, site, tenant, tmp_path: Path):
+def test_drills_restore_a_sample_of_active_sites_beside(
+    repo, site, tenant, worker_node, tmp_path: Path
+):
     back_up(repo, site.pk, "db", tmp_path)
     back_up(repo, site.pk, "files", tmp_path)
     Site.objects.create(tenant=tenant, domain="empty.acme.test", status=SiteStatus.ACTIVE)

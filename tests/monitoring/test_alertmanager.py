@@ -12,6 +12,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from monitoring.credentials import monitoring_auth
 from monitoring.models import Alert
 from monitoring.tasks import UNREACHABLE, sync_alerts
 from sites.models import Site
@@ -134,7 +135,10 @@ def test_when_alertmanager_does_not_answer_nothing_is_resolved_and_an_alert_says
 
 def alertmanager_post(alerts: list[dict]) -> None:
     response = requests.post(
-        f"{settings.FARM_ALERTMANAGER_URL}/api/v2/alerts", json=alerts, timeout=10
+        f"{settings.FARM_ALERTMANAGER_URL}/api/v2/alerts",
+        json=alerts,
+        auth=monitoring_auth(),
+        timeout=10,
     )
     assert response.status_code == 200, response.text
 

@@ -91,3 +91,34 @@ def test_the_minute_task_records_the_engine_status(no_engine):
     assert sync_node_inventory().startswith("skipped")
     status = EngineStatus.objects.get()
     assert not status.available and "does not answer" in status.message
+
+
+# Issue 9, item 20: an earlier swarm left with `swarm leave --force` while its
+# services ran strands VXLAN interfaces; every task of the next farm is rejected.
+# Docker 20.10's words, as its task status shows them (seen here, reproduced with a
+# stray VXLAN interface: tests/nodes/test_farm.py::test_item20_...).
+STALE_VXLAN_TASK_ERROR = (
+    'network sandbox join failed: subnet sandbox join failed for "10.201.0.0/24": '
+    "error creating vxlan interface: file exists"
+)
+
+
+def test_item20_farm_up_recognises_stale_overlay_state_and_names_the_fix():
+    from nodes.swarm import StaleOverlayState
+    from nodes.swarm_tasks import stale_overlay_error
+
+    error = stale_overlay_error("farm_mariadb", f"rejected: {STALE_VXLAN_TASK_ERROR}")
+
+    assert isinstance(error, StaleOverlayState) and isinstance(error, SwarmError)
+    assert STALE_VXLAN_TASK_ERROR in error.message, "Swarm's own words"
+    assert "manage.py farm_down --reset-engine" in error.message
+    assert not error.retryable
+    assert stale_overlay_error("farm_mariadb", "rejected: No such image: x") is None
+
+
+def test_item20_farm_down_offers_the_engine_reset():
+    from nodes.management.commands.farm_down import Command
+
+    parser = Command().create_parser("manage.py", "farm_down")
+    assert parser.parse_args(["--reset-engine"]).reset_engine
+    assert "--reset-engine" in parser.format_help()

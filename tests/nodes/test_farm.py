@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from dataclasses import replace
@@ -20,14 +21,17 @@ from nodes.swarm import (
     MANAGED_LABEL,
     Mount,
     ServiceDef,
+    StaleOverlayState,
     SwarmError,
     apply_service,
     client,
     container_health,
     remove_service,
     service_tasks,
+    wait_containers_gone,
     wait_converged,
 )
+from nodes.swarm_reset import delete_orphaned_vxlan_links
 from tests.conftest import client_for
 from tests.support.farm import ensure_farm, require_engine
 
@@ -132,6 +136,71 @@ def test_an_update_swarm_rolls_back_fails_with_swarms_own_words():
         assert "invalid bind mount source" in failed.value.message
     finally:
         remove_service(cli, name)
+
+
+def test_item19_converged_means_the_tasks_of_the_spec_just_written_run():
+    """Right after an update, before Swarm has even set UpdateStatus, the old task still
+    runs and is healthy: that is not convergence. Checked at once after the update."""
+    ensure_farm()
+    cli = client()
+    name = f"test-converged-{uuid.uuid4().hex[:8]}"
+    sdef = ServiceDef(name=name, image=image_for("nginx"), stack=name)
+    try:
+        apply_service(cli, sdef)
+        wait_converged(cli, [name], timeout_s=120)
+        broken = replace(sdef, mounts=[Mount("relative/dir", "/srv/x", type="bind")])
+        assert apply_service(cli, broken) == "updated"
+        with pytest.raises(SwarmError) as failed:
+            wait_converged(cli, [name], timeout_s=120)
+        assert "rollback" in failed.value.message, failed.value.message
+        assert "invalid bind mount source" in failed.value.message
+        # What it waited for: tasks of the current spec, which the old one is not.
+        again = replace(sdef, env={"FARM_TEST": "changed"})
+        assert apply_service(cli, again) == "updated"
+        old_running = [t for t in service_tasks(cli, name) if t.state == "running"]
+        current = service_tasks(cli, name, up_to_date=True)
+        assert old_running and not {t.task_id for t in old_running} & {t.task_id for t in current}
+        wait_converged(cli, [name], timeout_s=120)
+        running = [t for t in service_tasks(cli, name, up_to_date=True) if t.state == "running"]
+        spec_env = cli.api.inspect_task(running[0].task_id)["Spec"]["ContainerSpec"]["Env"]
+        assert "FARM_TEST=changed" in spec_env
+    finally:
+        remove_service(cli, name)
+
+
+def test_item20_a_stale_vxlan_interface_is_named_with_its_fix_and_the_reset_clears_it():
+    """What an earlier swarm left with `swarm leave --force` strands: a VXLAN interface
+    of the engine's own naming in the host namespace, holding a VXLAN id that a new
+    network is given. Reproduced on the real engine with one such interface."""
+    ensure_farm()
+    cli = client()
+    tag = uuid.uuid4().hex[:8]
+    name = f"test-vxlan-{tag}"
+    net = cli.networks.create(name, driver="overlay", scope="swarm")
+    net.reload()
+    vni = int(net.attrs["Options"]["com.docker.network.driver.overlay.vxlanid_list"])
+    stray = f"vx-{vni:06x}-{tag[:5]}"
+    sdef = ServiceDef(name=name, image=image_for("nginx"), stack=name, networks={name: []})
+    subprocess.run(
+        ["ip", "link", "add", stray, "type", "vxlan", "id", str(vni), "dstport", "4789"],
+        check=True,
+    )
+    try:
+        apply_service(cli, sdef)
+        with pytest.raises(StaleOverlayState) as stale:
+            wait_converged(cli, [name], timeout_s=60)
+        assert "error creating vxlan interface: file exists" in stale.value.message
+        assert "manage.py farm_down --reset-engine" in stale.value.message
+
+        assert f"deleted orphaned VXLAN interface {stray}" in delete_orphaned_vxlan_links(print)
+        # The next farm_up's services: they start as soon as the id is free again.
+        apply_service(cli, replace(sdef, env={"FARM_TEST": "after the reset"}))
+        wait_converged(cli, [name], timeout_s=120)
+    finally:
+        subprocess.run(["ip", "link", "delete", stray], capture_output=True, check=False)
+        remove_service(cli, name)
+        wait_containers_gone(cli, {name})
+        net.remove()
 
 
 @pytest.mark.django_db

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from farm.errors import FarmError
+from nodes import swarm_reset
 from nodes.bootstrap import farm_down
 
 
@@ -19,14 +20,27 @@ class Command(BaseCommand):
             action="store_true",
             help="Also delete the MariaDB datadir, Prometheus targets and site files.",
         )
+        parser.add_argument(
+            "--reset-engine",
+            action="store_true",
+            help=(
+                "Then leave the engine clean: remove every service and network (the farm's "
+                "or not), leave the swarm, delete the VXLAN interfaces an earlier "
+                "`swarm leave --force` left behind, and start a new swarm."
+            ),
+        )
 
-    def handle(self, *args: Any, purge_data: bool, **options: Any) -> None:
+    def handle(self, *args: Any, purge_data: bool, reset_engine: bool, **options: Any) -> None:
+        def progress(message: str) -> None:
+            self.stdout.write(f"  … {message}")
+
         try:
-            report = farm_down(
-                purge_data=purge_data, progress=lambda m: self.stdout.write(f"  … {m}")
-            )
+            report = farm_down(purge_data=purge_data, progress=progress)
+            changes = list(report.changes)
+            if reset_engine:
+                changes += swarm_reset.reset_engine(progress=progress)
         except FarmError as exc:
             raise CommandError(exc.message) from exc
-        for change in report.changes:
+        for change in changes:
             self.stdout.write(f"  - {change}")
-        self.stdout.write(self.style.SUCCESS(f"Farm is down ({len(report.changes)} removals)."))
+        self.stdout.write(self.style.SUCCESS(f"Farm is down ({len(changes)} changes)."))
