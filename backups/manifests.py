@@ -3,7 +3,8 @@
 A files manifest maps every path under a directory (relative, POSIX) to the
 sha256 of its content; symlinks map to ``symlink:<target>``, empty directories
 to ``directory`` and other special files to ``special:<mode>``, so nothing is
-skipped. File backups carry the manifest file in the same snapshot.
+skipped. A restore compares the restored tree with what the snapshot itself
+lists (``snapshot_manifest``), not with a listing taken before restic read it.
 """
 
 from __future__ import annotations
@@ -17,41 +18,94 @@ from pathlib import Path
 from typing import Any
 
 _CHUNK = 1 << 20
+# restic's node types -> the letter stat.filemode gives them (files and dirs apart).
+_RESTIC_SPECIAL = {"dev": "b", "chardev": "c", "fifo": "p", "socket": "s", "irregular": "?"}
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
+def _sha256(dir_fd: int, name: str) -> str | None:
+    """The sha256 of the regular file ``name``, opened without following a link (None
+    when the entry is not a regular file by the time it is opened)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        digest = hashlib.sha256()
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def files_manifest(directory: Path | str, *, content: bool = True) -> dict[str, str]:
+def files_manifest(
+    directory: Path | str, *, content: bool = True, dir_fd: int | None = None
+) -> dict[str, str]:
     """Relative POSIX path -> sha256 hex (or the kind of entry) of all under ``directory``.
 
     ``content=False`` records ``size:<bytes>`` instead of the sha256: an inventory
-    made from metadata alone, for when restic checks the content itself (a file
-    backup's manifest; restores run ``restic restore --verify``).
+    made from metadata alone, for when restic checks the content itself (restores
+    run ``restic restore --verify``).
+
+    The walk is fd based (``os.fwalk``) and follows no link: a site's own files
+    may be links planted to make the panel read something else. With ``dir_fd``,
+    ``directory`` is relative to that open directory (``"."``: the directory itself).
     """
-    root = Path(directory)
     manifest: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        relative = Path(dirpath).relative_to(root)
+    walk = os.fwalk(directory, follow_symlinks=False, dir_fd=dir_fd)
+    for dirpath, dirnames, filenames, here in walk:
+        relative = Path(os.path.relpath(dirpath, directory))
         if not dirnames and not filenames and relative != Path("."):
             manifest[relative.as_posix()] = "directory"
-        # os.walk lists symlinks to directories with the directories; it does not enter them.
-        linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for name in [*filenames, *linked]:
-            path = os.path.join(dirpath, name)
+        for name in [*dirnames, *filenames]:
             key = (relative / name).as_posix()
-            mode = os.lstat(path).st_mode
-            if stat.S_ISLNK(mode):
-                manifest[key] = "symlink:" + os.readlink(path)
-            elif stat.S_ISREG(mode):
-                manifest[key] = _sha256(path) if content else f"size:{os.lstat(path).st_size}"
+            try:
+                info = os.stat(name, dir_fd=here, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # gone since it was listed
+            if stat.S_ISDIR(info.st_mode):
+                continue  # walked into (fwalk never enters a link)
+            if stat.S_ISLNK(info.st_mode):
+                manifest[key] = "symlink:" + os.readlink(name, dir_fd=here)
+            elif stat.S_ISREG(info.st_mode):
+                digest = _sha256(here, name) if content else None
+                manifest[key] = digest or f"size:{info.st_size}"
             else:
-                manifest[key] = f"special:{stat.filemode(mode)[0]}"
+                manifest[key] = f"special:{stat.filemode(info.st_mode)[0]}"
+    return dict(sorted(manifest.items()))
+
+
+def snapshot_manifest(
+    nodes: list[dict[str, Any]], root: str, link_targets: dict[str, str]
+) -> dict[str, str]:
+    """What a snapshot holds under ``root`` (restic's own ``ls --json`` nodes), in the
+    form ``files_manifest(content=False)`` gives a directory: this is what restic
+    read and stored, so a file that changed while the backup ran cannot disagree.
+
+    restic 0.14 does not list link targets; ``link_targets`` (relative path ->
+    target) supplies them from the copy ``restic restore --verify`` just wrote.
+    """
+    prefix = root.rstrip("/") + "/"
+    manifest: dict[str, str] = {}
+    directories: set[str] = set()
+    parents: set[str] = set()
+    for node in nodes:
+        path = str(node.get("path", ""))
+        if not path.startswith(prefix):
+            continue
+        key = path[len(prefix) :]
+        parents.add(key.rpartition("/")[0])
+        kind = node.get("type")
+        if kind == "dir":
+            directories.add(key)
+        elif kind == "file":
+            manifest[key] = f"size:{int(node.get('size') or 0)}"
+        elif kind == "symlink":
+            manifest[key] = "symlink:" + link_targets.get(key, "?")
+        else:
+            manifest[key] = f"special:{_RESTIC_SPECIAL.get(str(kind), '?')}"
+    for key in directories - parents:
+        manifest[key] = "directory"
     return dict(sorted(manifest.items()))
 
 

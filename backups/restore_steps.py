@@ -9,21 +9,22 @@ passed; beside, a preview site is provisioned with the same steps as any site.
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import secrets
 import time
 from abc import abstractmethod
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
+from django.db import IntegrityError, transaction
 
 from backups import dumps, restic
+from backups.manifests import files_manifest, snapshot_manifest
 from backups.models import Backup, Restore, RestoreScope, RestoreTarget
-from backups.steps import DB_FILENAME, MANIFEST_NAME, backup_site_db, backup_site_files
+from backups.steps import DB_FILENAME, backup_site_db, backup_site_files
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
-from sites import database, files
+from sites import database, files, safe_files
 from sites.lifecycle_steps import set_maintenance
 from sites.models import Site, SiteStatus
 
@@ -97,6 +98,46 @@ class SafetyBackup(RestoreStep):
             ctx.log("the safety backup was already taken")
 
 
+PREVIEW_PREFIX = "restore-"
+
+
+def preview_domain(site: Site) -> str:
+    """``restore-<site id>-<16 random hex>.<FARM_PREVIEW_DOMAIN>``: never the same twice,
+    never guessable, so nobody can take a preview's name before it exists."""
+    label = f"{PREVIEW_PREFIX}{site.pk}-{secrets.token_hex(8)}"
+    return f"{label}.{settings.FARM_PREVIEW_DOMAIN}"
+
+
+def create_preview_site(restore: Restore) -> Site:
+    """The preview site of a restore beside, counted as a live site of the tenant from
+    now on (quota and capacity were checked by the caller, holding the tenant's lock)."""
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return Site.objects.create(
+                    tenant=restore.site.tenant,
+                    domain=preview_domain(restore.site),
+                    status=SiteStatus.RESTORING,
+                    image_choice=restore.site.image_choice,
+                    cache_enabled=restore.site.cache_enabled,
+                    created_by=restore.requested_by,
+                )
+        except IntegrityError:
+            continue  # the name is taken (claimed by hand, or drawn twice): draw another
+    raise FarmError("No free name for the preview site was found; try again.", retryable=True)
+
+
+def abandon_preview(restore: Restore, why: str) -> None:
+    """A restore beside that failed or was cancelled: its preview is marked failed, so
+    that the panel can delete it like any failed site (instead of leaving it
+    Restoring for good); a failed one is then removed by rolling its steps back."""
+    if restore.target != RestoreTarget.BESIDE or restore.preview_site_id is None:
+        return
+    Site.objects.filter(pk=restore.preview_site_id, status=SiteStatus.RESTORING).update(
+        status=SiteStatus.FAILED, last_error=f"Restore #{restore.pk} did not finish: {why}"
+    )
+
+
 class PreviewSite(Step):
     name = "preview_site"
     label = "Create the preview site"
@@ -105,22 +146,15 @@ class PreviewSite(Step):
         restore = restore_of(ctx)
         if restore.target != RestoreTarget.BESIDE:
             ctx.skip("restoring in place")
-        if restore.preview_site is not None:
-            ctx.log(f"preview {restore.preview_site.domain} already exists")
+        preview = restore.preview_site
+        if preview is not None and preview.status != SiteStatus.DELETED:
+            ctx.log(f"preview {preview.domain} (stack {preview.stack_name})")
             return
-        stamp = timezone.localtime(restore.started_at).strftime("%Y%m%d%H%M")
-        domain = f"restore-{restore.site_id}-{stamp}.{settings.FARM_PREVIEW_DOMAIN}"
-        preview = Site.objects.create(
-            tenant=restore.site.tenant,
-            domain=domain,
-            status=SiteStatus.RESTORING,
-            image_choice=restore.site.image_choice,
-            cache_enabled=restore.site.cache_enabled,
-            created_by=restore.requested_by,
-        )
+        # Restores started before previews were made with the restore itself.
+        preview = create_preview_site(restore)
         restore.preview_site = preview
         restore.save(update_fields=["preview_site"])
-        ctx.log(f"preview site {domain} (stack {preview.stack_name})")
+        ctx.log(f"preview site {preview.domain} (stack {preview.stack_name})")
 
     def undo(self, ctx: StepContext) -> None:
         restore = restore_of(ctx)
@@ -196,23 +230,9 @@ class RestoreDatabase(RestoreStep):
 
 
 def aside_dir(site: Site, restore: Restore) -> Path:
+    """Where the site's previous files wait until the restore is verified: beside the
+    site directories, under the root no site can see."""
     return files.site_path(site.pk).with_name(f".pre-restore-{restore.pk}-{site.stack_name}")
-
-
-def _move_children(source: Path, destination: Path) -> None:
-    """Move what is inside ``source`` into ``destination``. The site directory itself
-    never moves: the running containers bind-mount it, and a bind mount follows the
-    directory it was made from, not its path."""
-    for child in source.iterdir():
-        os.rename(child, destination / child.name)
-
-
-def _empty(directory: Path) -> None:
-    for child in directory.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
 
 
 def _staging(restore: Restore) -> Path:
@@ -221,6 +241,51 @@ def _staging(restore: Restore) -> Path:
 
 def manifest_path(restore: Restore) -> Path:
     return Path(settings.VAR_DIR) / "restores" / f"{restore.pk}-files.json"
+
+
+# Where a files restore is, checkpointed in the operation's state: a worker that dies
+# while moving the originals aside must not make the next attempt delete the ones it
+# had not moved yet. Only once every original is aside may the target be emptied
+# (what is in it then are restored copies).
+FILES_PHASE = "restore_files_phase"
+MOVING_ASIDE = "moving aside"
+ALL_ASIDE = "all originals aside"
+RESTORED = "restored copies in place"
+
+
+def _move_children(source: int, destination: int) -> list[str]:
+    """Move what is inside ``source`` into ``destination`` (entries themselves, links
+    never followed). The site directory itself never moves: the running containers
+    bind-mount it, and a bind mount follows the directory it was made from, not its
+    path. A name already in ``destination`` is kept and the newcomer gets a
+    ``.restore-conflict-N`` suffix; returns those renames."""
+    renamed = []
+    for name in safe_files.names(source):
+        new_name, n = name, 0
+        while safe_files.kind_of(destination, new_name) is not None:
+            n += 1
+            new_name = f"{name}.restore-conflict-{n}"
+        safe_files.move(source, name, destination, new_name)
+        if new_name != name:
+            renamed.append(f"{name} -> {new_name}")
+    return renamed
+
+
+def snapshot_root(restore: Restore, nodes: list[dict[str, Any]]) -> str:
+    """The site directory's path inside the files snapshot."""
+    backup = Backup.objects.filter(snapshot_id=restore.files_snapshot_id).first()
+    recorded = str((backup.manifest.get("root") if backup else None) or "")
+    if recorded:
+        return recorded
+    # No Backup row (a panel database older than the repository): the snapshot's
+    # directory named after the site.
+    suffix = "/" + restore.site.stack_name
+    candidates = [
+        str(n["path"]) for n in nodes if n.get("type") == "dir" and str(n["path"]).endswith(suffix)
+    ]
+    if not candidates:
+        raise FarmError("The snapshot holds no site directory; it was not made by the farm.")
+    return min(candidates, key=len)
 
 
 class RestoreFiles(RestoreStep):
@@ -237,56 +302,107 @@ class RestoreFiles(RestoreStep):
         site = target_site(restore)
         repo = restic.repository_from_settings()
         staging = _staging(restore)
-        if staging.exists():
-            shutil.rmtree(staging)
         started = time.monotonic()
-        # --verify: restic reads every restored file back and checks it against the
-        # snapshot's own content hashes before anything is moved into place.
-        restic.restore(repo, restore.files_snapshot_id, staging, verify=True)
-        backup = Backup.objects.filter(snapshot_id=restore.files_snapshot_id).first()
-        recorded = (backup.manifest.get("manifest_path") if backup else None) or ""
-        manifest_file = staging / recorded.lstrip("/") if recorded else None
-        if manifest_file is None or not manifest_file.is_file():
-            manifest_file = next(staging.rglob(MANIFEST_NAME), None)
-        if manifest_file is None:
-            raise FarmError("The snapshot carries no file manifest; it was not made by the farm.")
-        manifest = json.loads(manifest_file.read_text())
-        restored_root = staging / manifest["root"].lstrip("/")
-        if not restored_root.is_dir():
-            raise FarmError(f"The snapshot has no {manifest['root']}.")
         snapshot_short = restore.files_snapshot_id[:8]
-        keep = manifest_path(restore)
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        keep.write_text(json.dumps(manifest["files"]))
-        target = files.site_path(site.pk)
-        target.mkdir(exist_ok=True)
-        aside = aside_dir(site, restore)
-        if aside.exists():  # a second run: the previous files are already aside
-            _empty(target)
-        else:
-            aside.mkdir()
-            _move_children(target, aside)  # kept until the restore is verified
-        _move_children(restored_root, target)
-        shutil.copystat(restored_root, target)
-        shutil.rmtree(staging)
+        with safe_files.sites_root() as root:
+            safe_files.remove(root, staging.name)
+            # --verify: restic reads every restored file back and checks it against the
+            # snapshot's own content hashes before anything is moved into place.
+            restic.restore(repo, restore.files_snapshot_id, staging, verify=True)
+            nodes = restic.ls(repo, restore.files_snapshot_id)
+            root_in_snapshot = snapshot_root(restore, nodes)
+            with (
+                safe_files.opened(root, staging.name) as staged,
+                safe_files.walk_to(staged, root_in_snapshot, where="the restored files") as source,
+            ):
+                expected = self._expected(nodes, root_in_snapshot, source)
+                keep = manifest_path(restore)
+                keep.parent.mkdir(parents=True, exist_ok=True)
+                keep.write_text(json.dumps(expected))
+                with safe_files.directory(root, site.stack_name) as target:
+                    self._put_in_place(ctx, restore, site, root, source, target)
+                    safe_files.copy_directory_metadata(source, target)
+            safe_files.remove(root, staging.name)
+        ctx.state[FILES_PHASE] = RESTORED
+        ctx.save_state()
         ctx.log(
-            f"{len(manifest['files'])} files from snapshot {snapshot_short} in place at "
-            f"{target} in {time.monotonic() - started:.1f} s (previous files kept at "
-            f"{aside.name} until verified)"
+            f"{len(expected)} entries from snapshot {snapshot_short} in place at "
+            f"{files.site_path(site.pk)} in {time.monotonic() - started:.1f} s (previous "
+            f"files kept at {aside_dir(site, restore).name} until verified)"
         )
+
+    @staticmethod
+    def _expected(nodes: list[dict[str, Any]], root: str, source: int) -> dict[str, str]:
+        """What the snapshot holds, checked against the copy restic just verified."""
+        restored = files_manifest(".", content=False, dir_fd=source)
+        links = {
+            k: v.removeprefix("symlink:") for k, v in restored.items() if v.startswith("symlink:")
+        }
+        expected = snapshot_manifest(nodes, root, links)
+        if restored != expected:
+            wrong = sorted(
+                k for k in set(expected) | set(restored) if expected.get(k) != restored.get(k)
+            )
+            raise FarmError(
+                f"restic restored something other than the snapshot lists: {', '.join(wrong[:10])}"
+            )
+        return expected
+
+    @staticmethod
+    def _put_in_place(
+        ctx: StepContext, restore: Restore, site: Site, root: int, source: int, target: int
+    ) -> None:
+        aside_name = aside_dir(site, restore).name
+        phase = ctx.state.get(FILES_PHASE)
+        if phase is None and safe_files.kind_of(root, aside_name) is not None:
+            phase = MOVING_ASIDE  # aside from a run that recorded no phase: keep every original
+        if phase in (None, MOVING_ASIDE):
+            ctx.state[FILES_PHASE] = MOVING_ASIDE
+            ctx.save_state()
+            with safe_files.directory(root, aside_name, mode=0o700) as aside:
+                renamed = _move_children(target, aside)  # kept until the restore is verified
+            if renamed:
+                ctx.log("kept both of names seen twice: " + "; ".join(renamed))
+            ctx.state[FILES_PHASE] = ALL_ASIDE
+            ctx.save_state()
+        else:  # every original is aside: what the target holds are restored copies
+            removed = safe_files.empty(target)
+            ctx.log(f"removed {removed} entries restored by an earlier attempt")
+        for name in safe_files.names(source):
+            # Every original is aside: anything else here was written during the restore.
+            safe_files.remove(target, name)
+            safe_files.move(source, name, target)
 
     def undo(self, ctx: StepContext) -> None:
         restore = restore_of(ctx)
         site = restore.site if restore.target == RestoreTarget.IN_PLACE else restore.preview_site
         if site is None:
             return
-        aside = aside_dir(site, restore)
-        if aside.exists():
-            target = files.site_path(site.pk)
-            _empty(target)
-            _move_children(aside, target)
-            aside.rmdir()
-            ctx.log("put the previous files back")
+        aside_name = aside_dir(site, restore).name
+        phase = ctx.state.get(FILES_PHASE)
+        with safe_files.sites_root() as root:
+            if safe_files.kind_of(root, aside_name) != "dir":
+                ctx.log("no previous files to put back")
+                return
+            with (
+                safe_files.opened(root, aside_name) as aside,
+                safe_files.directory(root, site.stack_name) as target,
+            ):
+                if phase in (ALL_ASIDE, RESTORED):
+                    safe_files.empty(target)  # restored copies only: the originals are aside
+                kept = []
+                for name in safe_files.names(aside):
+                    if safe_files.kind_of(target, name) is None:
+                        safe_files.move(aside, name, target)
+                    else:  # not every original had gone aside: the site has a newer one
+                        kept.append(name)
+            if kept:
+                ctx.log(f"kept {', '.join(kept)} in {aside_name}: the site has newer ones")
+            else:
+                safe_files.remove(root, aside_name)
+        ctx.state.pop(FILES_PHASE, None)
+        ctx.save_state()
+        ctx.log("put the previous files back")
 
 
 class RemovePreview(Step):

@@ -14,13 +14,15 @@ from django.utils import timezone
 
 from backups import restic
 from backups.models import BackupKind, BackupPolicy, Restore, RestoreScope, RestoreTarget
+from backups.restore_steps import PREVIEW_PREFIX, create_preview_site
 from backups.schedule import claimed_policies, next_db_due, next_files_due
 from farm import audit
-from farm.errors import FarmError, OperationConflict
-from farm.models import Operation, User
+from farm.errors import FarmError, OperationConflict, QuotaExceeded
+from farm.models import Operation, Tenant, User
 from farm.models.tenancy import can_change_tenant
 from farm.operations import start_operation
-from sites.models import Site, SiteStatus
+from nodes.capacity import check_room_for_site
+from sites.models import LIVE_STATUSES, Site, SiteStatus
 
 logger = logging.getLogger(__name__)
 ALL_KINDS: list[str] = [BackupKind.DB, BackupKind.FILES, BackupKind.CONFIG]
@@ -142,6 +144,8 @@ def start_restore(
         raise FarmError("There is no files snapshot at or before that time.")
     kind = "restore.drill" if drill else "restore.site"
     with transaction.atomic():
+        if target == RestoreTarget.BESIDE:
+            _check_room_for_preview(site, drill=drill)
         restore = Restore.objects.create(
             site=site,
             scope=scope,
@@ -162,7 +166,11 @@ def start_restore(
             lock_name=f"site:{site.pk}",
         )
         restore.operation = operation
-        restore.save(update_fields=["operation"])
+        if target == RestoreTarget.BESIDE:
+            # Made now, holding the tenant's lock: from this moment the preview is one
+            # of the tenant's live sites (quota, capacity, its unguessable name).
+            restore.preview_site = create_preview_site(restore)
+        restore.save(update_fields=["operation", "preview_site"])
         if actor is not None:
             audit.record(
                 "restore.start",
@@ -178,6 +186,21 @@ def start_restore(
                 },
             )
     return restore
+
+
+def _check_room_for_preview(site: Site, *, drill: bool) -> None:
+    """A preview is a live site: it counts against the tenant's quota and needs room
+    on a worker. Drills are exempt from the quota only: the farm starts them and
+    removes their preview at the end (it still counts while it exists)."""
+    tenant = Tenant.objects.select_for_update().get(pk=site.tenant_id)
+    live = Site.objects.filter(tenant=tenant, status__in=LIVE_STATUSES).count()
+    if not drill and live >= tenant.site_quota:
+        raise QuotaExceeded(
+            f"{tenant.name} already has {live} of its {tenant.site_quota} sites, and a "
+            "restore beside needs one more for its preview. Restore in place, delete a "
+            "site (or an old preview), or ask an operator to raise the quota."
+        )
+    check_room_for_site(cache_enabled=site.cache_enabled)
 
 
 def switch_to_preview(
@@ -210,7 +233,7 @@ def run_drills(sample: int) -> list[int]:
     """Restore a random sample of active sites beside, to measure the real RTO."""
     candidates = list(
         Site.objects.filter(status=SiteStatus.ACTIVE)
-        .exclude(domain__startswith="restore-")
+        .exclude(domain__startswith=PREVIEW_PREFIX)
         .values_list("pk", flat=True)
     )
     started = []

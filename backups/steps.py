@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from backups import dumps, restic
-from backups.manifests import files_manifest
+from backups.manifests import write_manifest
 from backups.models import Backup, BackupKind, BackupStatus
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
@@ -115,13 +115,15 @@ def backup_site_files(
     directory = files.site_path(site.pk)
 
     def take(repo: restic.Repository, backup: Backup) -> tuple[restic.Summary, dict[str, Any]]:
-        if not directory.is_dir():
+        if not directory.is_dir() or directory.is_symlink():
             raise FarmError(f"{directory} does not exist; nothing to back up.")
-        # Paths and sizes: restic checks the content itself when restoring (--verify).
-        hashes = files_manifest(directory, content=False)
-        # A stable path per site: restic's retention groups snapshots by their paths.
+        # No listing of the files is taken here: one taken before restic reads them
+        # would disagree with the snapshot whenever the site writes meanwhile. A
+        # restore compares with the snapshot's own listing (restic ls). The marker
+        # names the site directory; a stable path per site, because restic's
+        # retention groups snapshots by their paths.
         manifest_path = staging_dir("manifests", site) / MANIFEST_NAME
-        manifest_path.write_text(json.dumps({"root": str(directory), "files": hashes}))
+        write_manifest(manifest_path, {"root": str(directory), "listing": "restic ls"})
         summary = restic.backup_paths(
             repo,
             [directory, manifest_path],
@@ -129,7 +131,7 @@ def backup_site_files(
         )
         return summary, {
             "root": str(directory),
-            "files": len(hashes),
+            "files": summary.files,
             "manifest_path": str(manifest_path),
         }
 

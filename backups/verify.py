@@ -1,10 +1,10 @@
-"""Verification of a restore: the restored schema and files against the manifests
-taken at backup time, and the site through Traefik. The RTO ends when it passes."""
+"""Verification of a restore: the restored schema against the manifest taken at
+backup time, the restored files against what the snapshot holds, and the site
+through Traefik. The RTO ends when it passes."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from typing import Any
 
@@ -18,7 +18,7 @@ from backups.models import Backup, Restore
 from backups.restore_steps import aside_dir, manifest_path, restore_of, target_site, wants
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
-from sites import database, files
+from sites import database, safe_files
 
 
 def verify_restore(restore: Restore) -> dict[str, Any]:
@@ -40,14 +40,14 @@ def verify_restore(restore: Restore) -> dict[str, Any]:
         }
         report["ok"] &= bool(backup) and not mismatched
     if wants(restore, "files"):
+        # What the snapshot itself holds (restic's listing, written by RestoreFiles),
+        # against the site directory now, walked without following a link.
         manifest: dict[str, str] = json.loads(manifest_path(restore).read_text())
-        # Older manifests hold sha256s; current ones paths and sizes (restic verified
-        # the content while restoring). Compare like with like.
-        by_content = any(
-            not v.startswith(("size:", "symlink:", "directory", "special:"))
-            for v in manifest.values()
-        )
-        actual_files = files_manifest(files.site_path(site.pk), content=by_content)
+        actual_files: dict[str, str] = {}
+        with safe_files.sites_root() as root:
+            if safe_files.kind_of(root, site.stack_name) == "dir":
+                with safe_files.opened(root, site.stack_name) as fd:
+                    actual_files = files_manifest(".", content=False, dir_fd=fd)
         wrong = sorted(p for p in manifest if actual_files.get(p) != manifest[p])
         extra = sorted(set(actual_files) - set(manifest))
         report["files"] = {
@@ -115,8 +115,8 @@ class Verify(Step):
                 )
             )
         aside = aside_dir(target_site(restore), restore)
-        if aside.exists():  # verified: the previous files are no longer needed
-            shutil.rmtree(aside)
+        with safe_files.sites_root() as root:  # verified: the previous files are not needed
+            safe_files.remove(root, aside.name)
 
 
 def _part_ok(part: str, report: dict[str, Any]) -> bool:

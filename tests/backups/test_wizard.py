@@ -92,7 +92,7 @@ def snapshots(settings, tmp_path: Path, made_repo) -> dict[str, restic.Snapshot]
 
 
 @pytest.fixture
-def site(tenant) -> Site:
+def site(tenant, worker_node) -> Site:
     return Site.objects.create(
         pk=SITE_ID, tenant=tenant, domain="shop.acme.test", status=SiteStatus.ACTIVE
     )
