@@ -3,7 +3,19 @@
 A site's domain gets exactly one A, AAAA or CNAME record pointing at the farm's
 edge (``DnsConfig.target``). Every call looks at what is in the zone first, so
 running a step twice is harmless: ``upsert_record`` creates, fixes or leaves the
-record alone and says which; ``delete_records`` deletes whatever is there.
+record alone and says which; ``delete_records`` deletes the site's records.
+
+The farm touches only records it created. Each carries the mark
+``wpfarm site <id> (managed)`` in its Cloudflare comment (``farm_mark``); a name
+that has any other A, AAAA, CNAME or NS record (unmarked: someone else's; or
+marked for another site) is refused with ``DnsNameTaken`` before anything is
+written, and delete leaves such records where they are. Records of other
+types (TXT, MX, ...) are never touched. A record marked for a site that no
+longer holds the name (deleted, or switched to a restore's preview) is the
+farm's own leftover: the caller says which site ids are leftovers
+(``is_leftover``), and those records are taken over.
+
+Settings and zone matching are in ``sites.dns_config`` (re-exported here).
 
 Every SDK or transport error leaves this module as ``DnsError`` with a message
 for people (including Cloudflare's own error text and code) and whether trying
@@ -14,47 +26,79 @@ again can help. The SDK already retries 408/409/429/5xx and connection errors
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import cloudflare
 from cloudflare import Cloudflare
 from cloudflare.pagination import SyncV4PagePaginationArray
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, ValidationError
 
-from sites.dns_errors import DnsError, translated
-from sites.domains import is_local_domain, normalise_domain
+from sites.dns_config import (
+    DnsConfig,
+    RecordType,
+    dns_config_from_settings,
+    managed_zone_for,
+    managed_zones_from_settings,
+    record_for_target,
+    zone_containing,
+)
+from sites.dns_errors import DnsError, DnsNameTaken, translated
 
-RecordType = Literal["A", "AAAA", "CNAME"]
+__all__ = [
+    "CloudflareDns",
+    "DnsConfig",
+    "DnsError",
+    "DnsNameTaken",
+    "DnsRecord",
+    "RecordResult",
+    "dns_config_from_settings",
+    "farm_mark",
+    "managed_zone_for",
+    "managed_zones_from_settings",
+    "marked_site",
+    "record_for_target",
+    "zone_containing",
+]
+
 RecordAction = Literal["created", "updated", "unchanged"]
 SITE_RECORD_TYPES: tuple[RecordType, ...] = ("A", "AAAA", "CNAME")
+# Types that say who serves a name: the farm's own three, and a delegation (NS).
+# Another party's record of one of these on a name means the name is theirs.
+CLAIMING_TYPES = (*SITE_RECORD_TYPES, "NS")
+
+# The comment on every record the farm creates. Cloudflare's free plan allows
+# 100 characters of comment; this stays far below.
+_MARK = re.compile(r"^wpfarm site (?P<site>[1-9][0-9]{0,18}) \(managed\)$")
+
+
+def farm_mark(site_id: int) -> str:
+    """The comment that marks a record as the farm's, made for one site."""
+    return f"wpfarm site {site_id} (managed)"
+
+
+def marked_site(comment: str | None) -> int | None:
+    """The site id in a farm mark; None for any other comment (or none)."""
+    match = _MARK.match(comment or "")
+    return int(match["site"]) if match else None
+
+
+# site id -> True when a record the farm marked for that site is a leftover the
+# current site may take over (that site no longer holds the name).
+LeftoverCheck = Callable[[int], bool]
+
+
+def _no_leftovers(site_id: int) -> bool:
+    return False
+
 
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_TIMEOUT_SECONDS = 30.0
 # Cloudflare's default page size for DNS records; one request covers a normal name.
 DEFAULT_PER_PAGE = 100
 ZONES_PER_PAGE = 50  # the API's maximum for GET /zones
-
-
-@dataclass(frozen=True)
-class DnsConfig:
-    api_token: str = field(repr=False)  # a secret: never in logs or tracebacks
-    zones: tuple[str, ...]  # zone names the farm manages, e.g. ("example.com",)
-    target: str  # an IPv4/IPv6 address (A/AAAA) or a host name (CNAME)
-    proxied: bool = True
-    base_url: str | None = None
-    ttl: int = 1  # 1 = automatic
-
-    def __post_init__(self) -> None:
-        if not self.api_token:
-            raise ValueError("DnsConfig needs an API token.")
-        if not self.target:
-            raise ValueError("DnsConfig needs a record target.")
-        if not (self.ttl == 1 or 30 <= self.ttl <= 86400):
-            raise ValueError(f"DNS TTL {self.ttl} must be 1 (automatic) or 30-86400 seconds.")
 
 
 @dataclass(frozen=True)
@@ -65,82 +109,28 @@ class DnsRecord:
     content: str
     proxied: bool
     ttl: int
+    comment: str | None = None
+
+    @property
+    def farm_site(self) -> int | None:
+        """The site the farm made this record for; None: not the farm's."""
+        return marked_site(self.comment)
+
+    def describe(self) -> str:
+        """For people: the type and whose it is (never the content: a proxied
+        record's origin address is not for everyone to see)."""
+        owner = self.farm_site
+        whose = "not created by the farm" if owner is None else f"the farm made for site {owner}"
+        return f"{self.type} record {whose}"
 
 
 @dataclass(frozen=True)
 class RecordResult:
     action: RecordAction
     record: DnsRecord
-    # Records of the same name that had to go: another type, or extra A/AAAA
-    # records that would send part of the traffic somewhere else.
+    # The farm's own records of the same name that had to go: another type, or
+    # extra A/AAAA records that would send part of the traffic somewhere else.
     removed: tuple[DnsRecord, ...] = ()
-
-
-def dns_config_from_settings() -> DnsConfig | None:
-    """The configured DNS, or None when no Cloudflare token is set (DNS is skipped)."""
-    token: str = getattr(settings, "CLOUDFLARE_API_TOKEN", "")
-    if not token:
-        return None
-    raw_zones: list[str] = list(getattr(settings, "CLOUDFLARE_ZONES", []))
-    raw_target: str = getattr(settings, "CLOUDFLARE_RECORD_TARGET", "")
-    if not raw_zones:
-        raise ImproperlyConfigured(
-            "CLOUDFLARE_API_TOKEN is set but CLOUDFLARE_ZONES is empty: "
-            "list the zones the farm manages, e.g. CLOUDFLARE_ZONES=example.com."
-        )
-    if not raw_target.strip():
-        raise ImproperlyConfigured(
-            "CLOUDFLARE_API_TOKEN is set but CLOUDFLARE_RECORD_TARGET is empty: "
-            "give the edge's IP address or host name that site records point at."
-        )
-    try:
-        return DnsConfig(
-            api_token=token,
-            zones=tuple(_setting_domain("CLOUDFLARE_ZONES", zone) for zone in raw_zones),
-            target=_setting_target(raw_target.strip()),
-            proxied=bool(getattr(settings, "CLOUDFLARE_PROXIED", True)),
-            base_url=getattr(settings, "CLOUDFLARE_BASE_URL", "") or None,
-            ttl=int(getattr(settings, "CLOUDFLARE_RECORD_TTL", 1)),
-        )
-    except ValueError as exc:  # e.g. CLOUDFLARE_RECORD_TTL=5
-        raise ImproperlyConfigured(f"Cloudflare DNS settings: {exc}") from exc
-
-
-def _setting_domain(name: str, value: str) -> str:
-    try:
-        return normalise_domain(value)
-    except ValidationError as exc:
-        raise ImproperlyConfigured(
-            f"{name}: {value!r} is not a domain name ({exc.message})."
-        ) from exc
-
-
-def _setting_target(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return _setting_domain("CLOUDFLARE_RECORD_TARGET", value)
-
-
-def managed_zone_for(domain: str, config: DnsConfig) -> str | None:
-    """The longest managed zone that ``domain`` is or lies under; None: not ours to touch."""
-    if is_local_domain(domain):
-        return None
-    matches = [
-        zone
-        for zone in (z.lower().rstrip(".") for z in config.zones)
-        if domain == zone or domain.endswith("." + zone)
-    ]
-    return max(matches, key=len, default=None)
-
-
-def record_for_target(target: str) -> tuple[RecordType, str]:
-    """The record type and content that point a name at ``target``."""
-    try:
-        address = ipaddress.ip_address(target)
-    except ValueError:
-        return "CNAME", target.lower().rstrip(".")
-    return ("A" if address.version == 4 else "AAAA"), str(address)
 
 
 class CloudflareDns:
@@ -201,35 +191,99 @@ class CloudflareDns:
         return self._zone_ids[zone_name]
 
     def find_records(self, domain: str) -> list[DnsRecord]:
-        """The A, AAAA and CNAME records named exactly ``domain``."""
-        return self._find(self._zone_id_for(domain), domain)
+        """The A, AAAA and CNAME records named exactly ``domain``, whoever made them."""
+        return [
+            r for r in self._find(self._zone_id_for(domain), domain) if r.type in SITE_RECORD_TYPES
+        ]
+
+    def foreign_records(
+        self,
+        domain: str,
+        *,
+        site_id: int | None = None,
+        is_leftover: LeftoverCheck = _no_leftovers,
+    ) -> list[DnsRecord]:
+        """The records on ``domain`` that say who serves it and are not the farm's to
+        change for ``site_id`` (None: a site not created yet, for which only leftovers
+        are): unmarked ones, and those marked for another site that is not a leftover."""
+        return self._foreign(self._find(self._zone_id_for(domain), domain), site_id, is_leftover)
+
+    def check_name_free(
+        self,
+        domain: str,
+        *,
+        site_id: int | None = None,
+        is_leftover: LeftoverCheck = _no_leftovers,
+    ) -> None:
+        """Raise DnsNameTaken when ``domain`` has records the farm may not change."""
+        foreign = self.foreign_records(domain, site_id=site_id, is_leftover=is_leftover)
+        if foreign:
+            raise DnsNameTaken(domain, tuple(r.describe() for r in foreign))
 
     # ---- changing ------------------------------------------------------------
 
-    def upsert_record(self, domain: str) -> RecordResult:
-        """Make ``domain`` point at the target with exactly one record; idempotent."""
+    def upsert_record(
+        self, domain: str, *, site_id: int, is_leftover: LeftoverCheck = _no_leftovers
+    ) -> RecordResult:
+        """Make ``domain`` point at the target with exactly one record marked for
+        ``site_id``; idempotent. Raises DnsNameTaken (not retryable), before writing
+        anything, when the name has a record the farm may not change."""
         zone_id = self._zone_id_for(domain)
         wanted_type, wanted_content = record_for_target(self.config.target)
         existing = self._find(zone_id, domain)
-        keeper = self._choose_keeper(existing, wanted_type)
-        others = tuple(r for r in existing if keeper is None or r.id != keeper.id)
+        foreign = self._foreign(existing, site_id, is_leftover)
+        if foreign:
+            raise DnsNameTaken(domain, tuple(r.describe() for r in foreign))
+        mine = [r for r in existing if r.type in SITE_RECORD_TYPES]  # all the farm's now
+        keeper = self._choose_keeper(mine, wanted_type, site_id)
+        others = tuple(r for r in mine if keeper is None or r.id != keeper.id)
         # Others go first: Cloudflare refuses an A record beside a CNAME (81054)
         # and a CNAME beside anything (81053).
         for record in others:
             self._delete(zone_id, record)
         if keeper is None:
-            created = self._create(zone_id, domain, wanted_type, wanted_content)
+            created = self._create(zone_id, domain, wanted_type, wanted_content, site_id)
             # Replacing another type changes what an existing name points at.
             return RecordResult("updated" if others else "created", created, others)
-        if self._is_right(keeper):
+        if self._is_right(keeper, site_id):
             return RecordResult("updated" if others else "unchanged", keeper, others)
-        edited = self._edit(zone_id, keeper, wanted_type, wanted_content)
+        edited = self._edit(zone_id, keeper, wanted_type, wanted_content, site_id)
         return RecordResult("updated", edited, others)
 
-    def delete_records(self, domain: str) -> int:
-        """Delete the A, AAAA and CNAME records of ``domain``; how many went (0 if none)."""
+    def delete_records(
+        self, domain: str, *, site_id: int, is_leftover: LeftoverCheck = _no_leftovers
+    ) -> int:
+        """Delete the A, AAAA and CNAME records of ``domain`` that the farm made for
+        ``site_id`` (or are leftovers); how many went (0 if none). Every other record
+        stays: the farm does not delete what it did not create."""
         zone_id = self._zone_id_for(domain)
-        return sum(self._delete(zone_id, record) for record in self._find(zone_id, domain))
+        ours = [
+            record
+            for record in self._find(zone_id, domain)
+            if record.type in SITE_RECORD_TYPES and _is_ours(record, site_id, is_leftover)
+        ]
+        return sum(self._delete(zone_id, record) for record in ours)
+
+    def adopt_unmarked(self, domain: str, *, site_id: int, apply: bool) -> list[DnsRecord]:
+        """For farms upgraded from before the marks: the unmarked records of ``domain``
+        that point exactly where the farm's would (same type, content and proxying),
+        marked for ``site_id`` when ``apply``. An operator runs this once, knowing
+        the site's record was the farm's; a record pointing anywhere else is never
+        adopted."""
+        zone_id = self._zone_id_for(domain)
+        wanted_type, wanted_content = record_for_target(self.config.target)
+        candidates = [
+            r
+            for r in self._find(zone_id, domain)
+            if r.farm_site is None
+            and r.comment is None
+            and r.type == wanted_type
+            and _comparable(r.type, r.content) == wanted_content
+        ]
+        if apply:
+            for record in candidates:
+                self._edit(zone_id, record, wanted_type, wanted_content, site_id)
+        return candidates
 
     # ---- internals -------------------------------------------------------------
 
@@ -244,32 +298,47 @@ class CloudflareDns:
         return self.zone_id(zone)
 
     def _find(self, zone_id: str, domain: str) -> list[DnsRecord]:
+        """Every record named exactly ``domain``, of any type."""
         # One type filter per request is all the API takes, so filter by name
-        # only and keep the three site types here.
+        # only and sort the types out here.
         with translated(f"list the DNS records of {domain}"):
             first = self._client.dns.records.list(
                 zone_id=zone_id, name={"exact": domain}, per_page=self.per_page
             )
             found = [_record(r) for r in _all_items(first, self.per_page)]
         # Name filters are case-insensitive on Cloudflare's side; be exact here.
-        return [r for r in found if r.type in SITE_RECORD_TYPES and r.name == domain]
+        return [r for r in found if r.name == domain]
 
-    def _choose_keeper(self, existing: list[DnsRecord], wanted_type: str) -> DnsRecord | None:
+    @staticmethod
+    def _foreign(
+        records: list[DnsRecord], site_id: int | None, is_leftover: LeftoverCheck
+    ) -> list[DnsRecord]:
+        return [
+            r for r in records if r.type in CLAIMING_TYPES and not _is_ours(r, site_id, is_leftover)
+        ]
+
+    def _choose_keeper(
+        self, existing: list[DnsRecord], wanted_type: str, site_id: int
+    ) -> DnsRecord | None:
         same_type = [r for r in existing if r.type == wanted_type]
-        right = [r for r in same_type if self._is_right(r)]
+        right = [r for r in same_type if self._is_right(r, site_id)]
         candidates = right or same_type
         return candidates[0] if candidates else None
 
-    def _is_right(self, record: DnsRecord) -> bool:
+    def _is_right(self, record: DnsRecord, site_id: int) -> bool:
         wanted_type, wanted_content = record_for_target(self.config.target)
         if record.type != wanted_type or record.proxied != self.config.proxied:
+            return False
+        if record.comment != farm_mark(site_id):
             return False
         if _comparable(record.type, record.content) != wanted_content:
             return False
         # Cloudflare serves proxied records with automatic TTL whatever was sent.
         return self.config.proxied or record.ttl == self.config.ttl
 
-    def _create(self, zone_id: str, domain: str, rtype: RecordType, content: str) -> DnsRecord:
+    def _create(
+        self, zone_id: str, domain: str, rtype: RecordType, content: str, site_id: int
+    ) -> DnsRecord:
         with translated(f"create the {rtype} record for {domain}"):
             created = self._client.dns.records.create(
                 zone_id=zone_id,
@@ -278,10 +347,13 @@ class CloudflareDns:
                 content=content,
                 proxied=self.config.proxied,
                 ttl=self.config.ttl,
+                comment=farm_mark(site_id),
             )
         return _required(created, f"creating the record for {domain}")
 
-    def _edit(self, zone_id: str, record: DnsRecord, rtype: RecordType, content: str) -> DnsRecord:
+    def _edit(
+        self, zone_id: str, record: DnsRecord, rtype: RecordType, content: str, site_id: int
+    ) -> DnsRecord:
         with translated(f"update the {rtype} record for {record.name}"):
             edited = self._client.dns.records.edit(
                 record.id,
@@ -291,6 +363,7 @@ class CloudflareDns:
                 content=content,
                 proxied=self.config.proxied,
                 ttl=self.config.ttl,
+                comment=farm_mark(site_id),
             )
         return _required(edited, f"updating the record for {record.name}")
 
@@ -302,6 +375,13 @@ class CloudflareDns:
             except cloudflare.NotFoundError:
                 return 0
         return 1
+
+
+def _is_ours(record: DnsRecord, site_id: int | None, is_leftover: LeftoverCheck) -> bool:
+    owner = record.farm_site
+    if owner is None:
+        return False
+    return owner == site_id or is_leftover(owner)
 
 
 def _all_items[T](first: SyncV4PagePaginationArray[T], per_page: int) -> Iterator[T]:
@@ -328,6 +408,7 @@ def _record(sdk_record: Any) -> DnsRecord:
         content=sdk_record.content or "",
         proxied=bool(sdk_record.proxied),
         ttl=int(sdk_record.ttl),
+        comment=getattr(sdk_record, "comment", None) or None,
     )
 
 

@@ -31,6 +31,23 @@ class DnsError(FarmError):
         self.error_codes = error_codes
 
 
+class DnsNameTaken(DnsError):
+    """The name has DNS records the farm did not create (or made for another site
+    that still holds it): the farm never overwrites or deletes them. Not retryable:
+    someone has to remove those records, or the site needs another name."""
+
+    def __init__(self, domain: str, records: tuple[str, ...]) -> None:
+        listed = ", ".join(records)
+        super().__init__(
+            f"{domain} already has DNS records the farm did not create for this site "
+            f"({listed}). The farm never overwrites or deletes them: remove them in "
+            "Cloudflare first, or choose another name.",
+            retryable=False,
+        )
+        self.domain = domain
+        self.records = records
+
+
 @contextmanager
 def translated(doing: str) -> Iterator[None]:
     """Turn whatever the SDK raises into a DnsError that says what was being done."""

@@ -1,8 +1,10 @@
-"""Cloudflare DNS settings, read from the environment (imported into farm/settings.py).
+"""Cloudflare DNS and domain-claim settings, read from the environment (imported
+into farm/settings.py).
 
 DNS is optional: without ``CLOUDFLARE_API_TOKEN`` (or ``CLOUDFLARE_API_TOKEN_FILE``,
 a Swarm secret) the provision step skips DNS. ``sites.dns.dns_config_from_settings``
-checks that the rest is complete when a token is set.
+checks that the rest is complete when a token is set. Which names a tenant may
+claim is decided in ``sites.claims`` from these settings.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ __all__ = [
     "CLOUDFLARE_RECORD_TARGET",
     "CLOUDFLARE_RECORD_TTL",
     "CLOUDFLARE_ZONES",
+    "FARM_RESERVED_LABELS",
 ]
 
 CLOUDFLARE_API_TOKEN = env_str("CLOUDFLARE_API_TOKEN")
@@ -28,3 +31,41 @@ CLOUDFLARE_PROXIED = env_bool("CLOUDFLARE_PROXIED", True)
 CLOUDFLARE_RECORD_TTL = env_int("CLOUDFLARE_RECORD_TTL", 1, minimum=1)
 # Empty: the SDK's default API address. Tests point this at a local fake.
 CLOUDFLARE_BASE_URL = env_str("CLOUDFLARE_BASE_URL")
+
+# First labels of a name in a managed zone that tenants may not take (operators
+# may): mail, name servers, autodiscovery and the like belong to the zone's owner.
+FARM_RESERVED_LABELS = [
+    label.lower()
+    for label in env_list(
+        "FARM_RESERVED_LABELS",
+        [
+            "www",
+            "mail",
+            "email",
+            "mx",
+            "smtp",
+            "imap",
+            "pop",
+            "pop3",
+            "ftp",
+            "sftp",
+            "ns",
+            "ns1",
+            "ns2",
+            "ns3",
+            "ns4",
+            "dns",
+            "autodiscover",
+            "autoconfig",
+            "wpad",
+            "isatap",
+            "cpanel",
+            "whm",
+            "webmail",
+            "admin",
+            "_dmarc",
+            "_domainkey",
+            "_acme-challenge",
+        ],
+    )
+]

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 class SiteStatus(models.TextChoices):
     PENDING = "pending", "Pending"
+    # A tenant's site on a domain outside the managed zones: nothing is set up
+    # until an operator approves the domain (sites.services.approve_site_domain).
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     PROVISIONING = "provisioning", "Provisioning"
     ACTIVE = "active", "Active"
     FAILED = "failed", "Failed"
@@ -29,6 +32,7 @@ class SiteStatus(models.TextChoices):
 # Statuses in which a site counts against its tenant's quota and holds its domain.
 LIVE_STATUSES = (
     SiteStatus.PENDING,
+    SiteStatus.AWAITING_APPROVAL,
     SiteStatus.PROVISIONING,
     SiteStatus.ACTIVE,
     SiteStatus.FAILED,
@@ -134,6 +138,9 @@ class Site(models.Model):
 
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
+
+    def awaits_approval(self) -> bool:
+        return self.status == SiteStatus.AWAITING_APPROVAL
 
     def can_suspend(self) -> bool:
         return self.status == SiteStatus.ACTIVE

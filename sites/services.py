@@ -14,18 +14,35 @@ from farm.models import Operation, Tenant, User
 from farm.models.tenancy import can_change_tenant
 from farm.operations import start_operation
 from nodes.capacity import check_room_for_site
-from sites.domains import normalise_domain
+from sites.claims import check_domain_claim
 from sites.models import LIVE_STATUSES, Site, SiteStatus
 
 
 class DomainTaken(FarmError):
-    pass
+    """The domain cannot be had: a live site holds it, or the claim rules refuse it
+    (``code`` says which, as ``sites.claims`` names them)."""
+
+    def __init__(self, message: str, *, code: str = "taken") -> None:
+        super().__init__(message, retryable=False)
+        self.code = code
 
 
 @dataclass(frozen=True)
 class Created:
     site: Site
-    operation: Operation
+    # None while the domain awaits an operator's approval (nothing is provisioned yet).
+    provision: Operation | None
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.provision is None
+
+    @property
+    def operation(self) -> Operation:
+        """The provision operation; a FarmError for a site awaiting approval."""
+        if self.provision is None:
+            raise FarmError(f"{self.site.domain} awaits an operator's approval; nothing runs yet.")
+        return self.provision
 
 
 def _require_change(actor: User, tenant_id: int) -> None:
@@ -56,12 +73,21 @@ def create_site(
 ) -> Created:
     """Record the site and start its provision operation (enqueued after commit).
 
-    Raises DomainTaken when a live site already has the domain (the unique
-    ``domain_claim`` column decides, so two simultaneous requests give one site),
-    QuotaExceeded, or CapacityError when no worker has room.
+    The claim rules (``sites.claims.check_domain_claim``) decide first: a refused
+    domain raises DomainTaken (with the rule's code); a tenant's domain outside the
+    managed zones gives a site that awaits an operator's approval, with no
+    operation (it counts against the quota meanwhile). Raises DomainTaken when a
+    live site already has the domain (the unique ``domain_claim`` column decides,
+    so two simultaneous requests give one site), QuotaExceeded, or CapacityError
+    when no worker has room.
     """
     _require_change(actor, tenant.pk)
-    domain = normalise_domain(domain)
+    # Before the transaction: the claim check may ask Cloudflare, and no row lock
+    # should wait on the network.
+    claim = check_domain_claim(domain, actor=actor)
+    domain = claim.domain
+    if claim.refused:
+        raise DomainTaken(claim.reason, code=claim.code)
     try:
         with transaction.atomic():
             locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
@@ -77,22 +103,75 @@ def create_site(
                 domain=domain,
                 image_choice=image_choice,
                 cache_enabled=cache_enabled,
-                status=SiteStatus.PROVISIONING,
+                status=SiteStatus.AWAITING_APPROVAL
+                if claim.needs_approval
+                else SiteStatus.PROVISIONING,
                 created_by=actor,
             )
-            operation = _start("site.provision", site, actor)
+            operation = None if claim.needs_approval else _start("site.provision", site, actor)
             audit.record(
                 "site.create",
                 actor=actor,
                 target=site,
                 request=request,
-                data={"domain": domain, "image": image_choice, "cache": cache_enabled},
+                data={
+                    "domain": domain,
+                    "image": image_choice,
+                    "cache": cache_enabled,
+                    "awaiting_approval": claim.needs_approval,
+                },
             )
     except IntegrityError as exc:
         if Site.objects.filter(domain_claim=domain).exists():
             raise DomainTaken(f"{domain} is already a site on this farm.") from exc
         raise
     return Created(site, operation)
+
+
+def approve_site_domain(
+    *, site: Site, actor: User, request: HttpRequest | None = None
+) -> Operation:
+    """An operator approves the domain of a site that awaits it: provisioning starts."""
+    if not actor.is_staff:
+        raise PermissionDenied("Only operators can approve a site's domain.")
+    with transaction.atomic():
+        # Conditional: two operators approving at once start one provision.
+        moved = Site.objects.filter(pk=site.pk, status=SiteStatus.AWAITING_APPROVAL).update(
+            status=SiteStatus.PROVISIONING
+        )
+        if not moved:
+            raise FarmError(f"{site.domain} is not waiting for approval.")
+        # Its room was reserved when it was created: a waiting site counts as live.
+        site.status = SiteStatus.PROVISIONING
+        operation = _start("site.provision", site, actor)
+        audit.record(
+            "site.approve_domain",
+            actor=actor,
+            target=site,
+            request=request,
+            data={"domain": site.domain},
+        )
+    return operation
+
+
+def decline_site_domain(*, site: Site, actor: User, request: HttpRequest | None = None) -> None:
+    """An operator declines (or the tenant's owner withdraws) a site awaiting approval:
+    nothing was set up, so the site is simply marked deleted and its domain freed."""
+    _require_change(actor, site.tenant_id)
+    with transaction.atomic():
+        declined = Site.objects.filter(pk=site.pk, status=SiteStatus.AWAITING_APPROVAL).update(
+            status=SiteStatus.DELETED, domain_claim=None
+        )
+        if not declined:
+            raise FarmError(f"{site.domain} is not waiting for approval.")
+        site.status = SiteStatus.DELETED
+        audit.record(
+            "site.decline_domain" if actor.is_staff else "site.withdraw",
+            actor=actor,
+            target=site,
+            request=request,
+            data={"domain": site.domain},
+        )
 
 
 def suspend_site(*, site: Site, actor: User, request: HttpRequest | None = None) -> Operation:

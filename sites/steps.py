@@ -16,7 +16,7 @@ from farm.errors import FarmError
 from farm.operations import Step, StepContext
 from monitoring import prometheus
 from nodes.platform import public_networks
-from sites import database, dns, files, swarm_site
+from sites import claims, database, dns, files, swarm_site
 from sites.models import LIVE_STATUSES, Site
 from sites.stack import SALT_KEYS, build_spec, salts_json
 
@@ -177,7 +177,11 @@ class Dns(SiteStep):
         if dns.managed_zone_for(site.domain, config) is None:
             ctx.skip(f"{site.domain} is not in a zone the farm manages")
         with dns.CloudflareDns(config) as cloudflare:
-            result = cloudflare.upsert_record(site.domain)
+            # Only records the farm made for this site (or its leftovers) are changed;
+            # any other record on the name fails the step, not retryable (DnsNameTaken).
+            result = cloudflare.upsert_record(
+                site.domain, site_id=site.pk, is_leftover=claims.leftover_check(site.domain)
+            )
         ctx.log(
             f"{result.action} {result.record.type} {result.record.name} → "
             f"{result.record.content} (proxied: {result.record.proxied})"
@@ -190,7 +194,9 @@ class Dns(SiteStep):
             ctx.log("no DNS record is managed for this domain")
             return
         with dns.CloudflareDns(config) as cloudflare:
-            removed = cloudflare.delete_records(site.domain)
+            removed = cloudflare.delete_records(
+                site.domain, site_id=site.pk, is_leftover=claims.leftover_check(site.domain)
+            )
         ctx.log(f"removed {removed} DNS record(s)")
 
 

@@ -13,4 +13,6 @@ urlpatterns = [
     path("<int:pk>/resume/", views.site_resume, name="site_resume"),
     path("<int:pk>/repair/", views.site_repair, name="site_repair"),
     path("<int:pk>/delete/", views.site_delete, name="site_delete"),
+    path("<int:pk>/approve/", views.site_approve, name="site_approve"),
+    path("<int:pk>/decline/", views.site_decline, name="site_decline"),
 ]

@@ -8,8 +8,15 @@ where they are known from real responses: 9106 (no credentials), 6003/6111
 (malformed Authorization header), 10000 (authentication error), 7000/7003
 (no such route / object), 9005/9006 (bad A/AAAA content), 9021 (bad TTL),
 81044 (no such record), 81053/81054 (A/AAAA/CNAME on the same name),
-81058 (identical record), 971 (rate limited). The bodies of other errors,
-notably 5xx, are plausible rather than copied from the real API.
+81058 (identical record), 9313 (comment longer than the free plan's 100
+characters), 971 (rate limited). The bodies of other errors, notably 5xx, are
+plausible rather than copied from the real API.
+
+Record comments behave as the real API's do: stored as sent (an empty one is
+none), ``comment_modified_on`` set when it changes and omitted when there is no
+comment, kept by PATCH unless sent, dropped by PUT unless sent, and filtered
+by ``comment.exact``/``.contains``/``.startswith``/``.endswith`` (case-insensitive)
+and ``comment.present``/``comment.absent``.
 
 Tests seed state with ``add_zone``/``add_record``, inject failures with
 ``fail_next``/``disconnect_next`` and read ``requests`` to see what the SDK sent.
@@ -38,6 +45,7 @@ DEFAULT_TOKEN = "test-token"
 ZONES_PER_PAGE = (20, 5, 50)  # default, minimum, maximum, as documented for GET /zones
 RECORDS_PER_PAGE = (100, 5, 5_000_000)  # the same for GET /zones/{id}/dns_records
 PROXIABLE_TYPES = {"A", "AAAA", "CNAME"}
+MAX_COMMENT_LENGTH = 100  # the free plan's; paid plans allow 500
 KNOWN_TYPES = {"A", "AAAA", "CNAME", "TXT", "MX", "NS", "CAA", "SRV"}
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9_-]{1,63})*$")
 
@@ -313,7 +321,11 @@ class FakeCloudflareApi:
         else:
             merged = {**existing, **fields}
         record = self._validated(zone_id, merged, replacing=record_id)
-        record.update(id=record_id, created_on=existing["created_on"], modified_on=_now())
+        now = _now()
+        record.update(id=record_id, created_on=existing["created_on"], modified_on=now)
+        if record["comment"] is not None:
+            unchanged = record["comment"] == existing["comment"]
+            record["comment_modified_on"] = existing["comment_modified_on"] if unchanged else now
         self.records[zone_id][record_id] = record
         return _envelope(dict(record))
 
@@ -342,6 +354,8 @@ class FakeCloudflareApi:
         record = self._validated(zone_id, fields, replacing=None)
         now = _now()
         record.update(id=_new_id(), created_on=now, modified_on=now)
+        if record["comment"] is not None:
+            record["comment_modified_on"] = now
         self.records[zone_id][record["id"]] = record
         return dict(record)
 
@@ -361,6 +375,16 @@ class FakeCloudflareApi:
             raise ApiError(
                 400, 9021, "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for automatic."
             )
+        comment = fields.get("comment")
+        if comment is not None and not isinstance(comment, str):
+            raise ApiError(400, 1004, "DNS Validation Error: comment must be a string")
+        if comment is not None and len(comment) > MAX_COMMENT_LENGTH:
+            raise ApiError(
+                400,
+                9313,
+                f"DNS record comment exceeds the maximum length of {MAX_COMMENT_LENGTH} "
+                "characters.",
+            )
         self._check_conflicts(zone_id, name, rtype, content, replacing)
         return {
             "name": name,
@@ -372,7 +396,7 @@ class FakeCloudflareApi:
             "ttl": 1 if proxied else int(ttl),
             "settings": fields.get("settings") or {},
             "meta": {},
-            "comment": fields.get("comment"),
+            "comment": comment or None,
             "tags": list(fields.get("tags") or []),
         }
 
@@ -446,15 +470,21 @@ def _record_filters(query: dict[str, list[str]]) -> list[Any]:
             "endswith": lambda v: v.endswith(wanted),
         }
         compare = operations[op]
-        return lambda record: compare(str(record[field_name]).lower())
+        return lambda record: (
+            record[field_name] is not None and compare(str(record[field_name]).lower())
+        )
 
-    for field_name in ("name", "content"):
+    for field_name in ("name", "content", "comment"):
         if field_name in query:
             checks.append(text(field_name, "exact", query[field_name][-1]))
         for op in ("exact", "contains", "startswith", "endswith"):
             key = f"{field_name}.{op}"
             if key in query:
                 checks.append(text(field_name, op, query[key][-1]))
+    if "comment.present" in query:
+        checks.append(lambda record: record["comment"] is not None)
+    if "comment.absent" in query:
+        checks.append(lambda record: record["comment"] is None)
     if "type" in query:
         wanted_type = query["type"][-1].upper()
         checks.append(lambda record: record["type"] == wanted_type)
