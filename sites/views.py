@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -15,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from farm import tenants
 from farm.decorators import operator_required
 from farm.errors import FarmError
 from farm.http import AuthedRequest
@@ -63,29 +65,51 @@ def site_list(request: AuthedRequest) -> HttpResponse:
     return TemplateResponse(request, "sites/site_list.html", context)
 
 
+def _create_site(request: AuthedRequest, form: SiteCreateForm) -> services.Created:
+    """The site, and the tenant an operator typed in for it: both are made, or neither."""
+    new_tenant_name = form.cleaned_data.get("new_tenant_name")
+    with transaction.atomic():
+        tenant = (
+            tenants.create_tenant(name=new_tenant_name, actor=request.user, request=request)
+            if new_tenant_name
+            else form.cleaned_data["tenant"]
+        )
+        return services.create_site(
+            tenant=tenant,
+            domain=form.cleaned_data["domain"],
+            image_choice=form.cleaned_data["image_choice"],
+            cache_enabled=form.cleaned_data["cache_enabled"],
+            actor=request.user,
+            request=request,
+        )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def site_create(request: AuthedRequest) -> HttpResponse:
-    form = SiteCreateForm(request.POST or None, user=request.user)
+    initial = {"tenant": request.GET["tenant"]} if request.GET.get("tenant", "").isdigit() else {}
+    form = SiteCreateForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
-        tenant = form.cleaned_data["tenant"]
         try:
-            created = services.create_site(
-                tenant=tenant,
-                domain=form.cleaned_data["domain"],
-                image_choice=form.cleaned_data["image_choice"],
-                cache_enabled=form.cleaned_data["cache_enabled"],
-                actor=request.user,
-                request=request,
-            )
+            created = _create_site(request, form)
         except services.DomainTaken as exc:
             form.add_error("domain", exc.message)
+        except tenants.TenantError as exc:
+            form.add_error("new_tenant_name", exc.message)
         except PermissionDenied:
             form.add_error("tenant", "You can create sites only for tenants you own.")
         except FarmError as exc:  # quota, capacity
             form.add_error(None, exc.message)
         else:
-            messages.success(request, f"Provisioning {created.site.display_domain}…")
+            if form.cleaned_data.get("new_tenant_name"):
+                messages.success(request, f"Created the tenant {created.site.tenant.name}.")
+            if created.awaiting_approval:
+                messages.info(
+                    request,
+                    f"{created.site.display_domain} waits for an operator's approval.",
+                )
+            else:
+                messages.success(request, f"Provisioning {created.site.display_domain}…")
             return redirect("site_detail", pk=created.site.pk)
     return TemplateResponse(request, "sites/site_create.html", {"form": form})
 
@@ -168,6 +192,31 @@ def site_repair(request: AuthedRequest, pk: int) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDenied("Repairs are for operators.")
     return _action(request, site.pk, services.repair_site, "Repairing {domain}.")
+
+
+@login_required
+@require_POST
+def site_approve(request: AuthedRequest, pk: int) -> HttpResponse:
+    """An operator approves a tenant's domain outside the managed zones."""
+    site = get_for_user(Site, request.user, pk=pk)
+    if not request.user.is_staff:
+        raise PermissionDenied("Only operators can approve a site's domain.")
+    return _action(request, site.pk, services.approve_site_domain, "Provisioning {domain}.")
+
+
+@login_required
+@require_POST
+def site_decline(request: AuthedRequest, pk: int) -> HttpResponse:
+    """An operator declines, or the tenant's owner withdraws, a site awaiting approval."""
+    site = get_for_user(Site, request.user, pk=pk)
+    require_change(request.user, site.tenant_id)
+    try:
+        services.decline_site_domain(site=site, actor=request.user, request=request)
+    except FarmError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{site.display_domain} will not be set up; the name is free.")
+    return redirect("site_detail", pk=site.pk)
 
 
 @login_required

@@ -13,29 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from farm.errors import QuotaExceeded
-from farm.models import AuditEvent, Operation
+from farm.models import AuditEvent, Operation, Tenant, User
 from nodes.capacity import CapacityError
-from nodes.models import Node
 from sites import services
 from sites.domains import DOMAIN_PATTERN
 from sites.models import Site, SiteStatus
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def worker_node(db) -> Node:
-    return Node.objects.create(
-        swarm_id="node-1",
-        hostname="worker-1",
-        role="manager",
-        status="ready",
-        availability="active",
-        memory_bytes=16 * 1024**3,
-        cpus=8,
-        farm_roles=["edge", "worker", "db"],
-    )
 
 
 def post_site(client, tenant, domain, **extra):
@@ -249,3 +234,102 @@ def test_hostile_input_is_refused_on_the_field_or_normalised_and_reaches_nothing
         assert response.status_code == 200
         assert response.context["form"].errors.get("domain"), (raw, response.context["form"].errors)
     forbidden.assert_not_called()
+
+
+# --- Item 17: no tenant, no site -------------------------------------------------------
+
+
+def post_new_site(client, domain, **fields):
+    data = {"domain": domain, "image_choice": "php8.2", "cache_enabled": "on", **fields}
+    return client.post(reverse("site_create"), data)
+
+
+def test_item_17_on_a_fresh_farm_the_operator_creates_a_tenant_and_a_site_in_one_post(
+    operator, worker_node
+):
+    assert not Tenant.objects.exists()
+    client = client_for(operator)
+    page = client.get(reverse("site_create"))
+    assert page.status_code == 200
+    assert "tenant" not in page.context["form"].fields, "no empty tenant list"
+    assert 'data-testid="no-tenant-yet"' in page.content.decode()
+    assert 'name="new_tenant_name"' in page.content.decode()
+
+    response = post_new_site(client, "shop.localhost", new_tenant_name="Shop Co")
+    site = Site.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("site_detail", args=[site.pk])
+    tenant = Tenant.objects.get()
+    assert (tenant.name, tenant.slug, site.tenant) == ("Shop Co", "shop-co", tenant)
+    assert Operation.objects.get().tenant == tenant
+    assert list(
+        AuditEvent.objects.filter(tenant=tenant).order_by("id").values_list("action", flat=True)
+    ) == ["tenant.create", "site.create"]
+
+
+def test_item_17_with_no_tenant_and_no_name_the_error_says_what_to_do(operator, worker_node):
+    response = post_new_site(client_for(operator), "shop.localhost", new_tenant_name="")
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert errors == {
+        "new_tenant_name": [
+            "Create a tenant first: type its name here (a customer, or your own team)."
+        ]
+    }
+    assert "This field is required" not in response.content.decode()
+    assert not Site.objects.exists()
+
+
+def test_item_17_the_tenant_is_not_created_when_the_site_is_refused(operator):
+    """No worker node is known, so the site is refused; the tenant goes with it."""
+    response = post_new_site(client_for(operator), "shop.localhost", new_tenant_name="Shop Co")
+    assert response.status_code == 200
+    assert "No ready worker node is known" in str(response.context["form"].non_field_errors())
+    assert not Tenant.objects.exists()
+    assert not AuditEvent.objects.filter(action="tenant.create").exists()
+
+
+def test_item_17_a_new_tenant_can_be_typed_beside_existing_ones(operator, tenant, worker_node):
+    client = client_for(operator)
+    form = client.get(reverse("site_create")).context["form"]
+    assert form.fields["tenant"].required is False
+    assert "a new tenant, named below" in str(form["tenant"])
+
+    neither = post_new_site(client, "a.example.com", tenant="")
+    assert neither.context["form"].errors["tenant"] == [
+        "Choose a tenant, or type a new tenant's name below."
+    ]
+    both = post_site(client, tenant, "a.example.com", new_tenant_name="Initech")
+    assert "clear this name" in both.context["form"].errors["new_tenant_name"][0]
+    taken = post_new_site(client, "a.example.com", tenant="", new_tenant_name="ACME")
+    assert taken.context["form"].errors["new_tenant_name"] == [
+        "The tenant Acme already exists: choose it instead."
+    ]
+    no_letters = post_new_site(client, "a.example.com", tenant="", new_tenant_name="?!")
+    assert "at least one letter or digit" in no_letters.context["form"].errors["new_tenant_name"][0]
+    assert not Site.objects.exists() and Tenant.objects.count() == 1
+
+    made = post_new_site(client, "a.example.com", tenant="", new_tenant_name="Initech")
+    assert made.status_code == 302
+    assert Site.objects.get().tenant.slug == "initech"
+
+
+def test_item_17_the_tenant_page_links_new_site_with_its_tenant_chosen(operator, tenant):
+    response = client_for(operator).get(reverse("site_create"), {"tenant": tenant.pk})
+    assert response.context["form"]["tenant"].value() == str(tenant.pk)
+
+
+def test_item_17_owners_never_create_tenants_and_one_without_a_tenant_is_told_why(
+    owner, tenant, worker_node
+):
+    form = client_for(owner).get(reverse("site_create")).context["form"]
+    assert "new_tenant_name" not in form.fields
+    made = post_site(client_for(owner), tenant, "x.example.com", new_tenant_name="Mine")
+    assert made.status_code == 302 and Tenant.objects.count() == 1
+
+    nobody = User.objects.create_user("nobody@example.test")
+    response = post_new_site(client_for(nobody), "y.example.com", tenant="")
+    assert response.context["form"].errors["tenant"] == [
+        "You own no tenant, so you cannot create a site: "
+        "ask an operator to make you a tenant's owner."
+    ]
