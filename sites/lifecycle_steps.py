@@ -93,6 +93,20 @@ class RemoveMonitoring(Monitoring):
         ctx.log("Nothing to undo.")
 
 
+class PauseMonitoring(Monitoring):
+    """A suspended site answers with the maintenance page on purpose: its probe goes
+    while it sleeps, so no SiteDown fires for it (resume puts the probe back)."""
+
+    name = "pause_monitoring"
+    label = "Stop probing the site"
+
+    def run(self, ctx: StepContext) -> None:
+        Monitoring.undo(self, ctx)
+
+    def undo(self, ctx: StepContext) -> None:
+        Monitoring.run(self, ctx)
+
+
 class DropDatabase(Database):
     name = "drop_database"
     label = "Drop the database and its user"

@@ -7,6 +7,7 @@ from django.test import Client
 
 import tests.support.kinds  # noqa: F401  (registers the test operation kinds)
 from farm.models import Membership, Tenant, User
+from nodes.models import Node
 
 PASSWORD = "correct horse battery staple"
 
@@ -45,6 +46,21 @@ def outsider(other_tenant) -> User:
     user = User.objects.create_user("owner@globex.test", PASSWORD)
     Membership.objects.create(user=user, tenant=other_tenant, role=Membership.Role.OWNER)
     return user
+
+
+@pytest.fixture
+def worker_node(db) -> Node:
+    """One ready worker with room: creating a site (or a restore's preview) checks capacity."""
+    return Node.objects.create(
+        swarm_id="node-1",
+        hostname="worker-1",
+        role="manager",
+        status="ready",
+        availability="active",
+        memory_bytes=16 * 1024**3,
+        cpus=8,
+        farm_roles=["edge", "worker", "db"],
+    )
 
 
 def client_for(user: User) -> Client:

@@ -282,7 +282,9 @@ def test_roll_back_after_failing_at_reachable_leaves_nothing_anywhere(
         assert not Site.objects.filter(domain_claim=domain).exists(), "the domain is free again"
 
 
-def test_suspend_shows_the_maintenance_page_and_resume_brings_the_site_back(tenant_ops, cleanup):
+def test_item_18_a_suspended_site_is_not_probed_and_resume_brings_site_and_probe_back(
+    tenant_ops, cleanup
+):
     tenant, operator = tenant_ops
     site, _ = provision(tenant, operator, cleanup, "pause-e2e.localhost")
     suspend = services.suspend_site(site=site, actor=operator)
@@ -291,6 +293,8 @@ def test_suspend_shows_the_maintenance_page_and_resume_brings_the_site_back(tena
     assert site.status == SiteStatus.SUSPENDED and site.maintenance
     replicas = client().services.get(f"{site.stack_name}_php").attrs["Spec"]["Mode"]
     assert replicas["Replicated"]["Replicas"] == 0
+    # Asleep on purpose is not down: no probe, so no SiteDown alert (issue 9, item 18).
+    assert not prometheus.target_file(site.pk).exists()
 
     def status_is(code: int) -> bool:
         return front_page(site.domain).status_code == code
@@ -304,6 +308,7 @@ def test_suspend_shows_the_maintenance_page_and_resume_brings_the_site_back(tena
     assert site.status == SiteStatus.ACTIVE and not site.maintenance
     wait_for(lambda: status_is(302), timeout=30, what="the site to answer again")
     assert install_screen(site.domain).status_code == 200
+    assert prometheus.target_file(site.pk).exists(), "the probe is back"
 
 
 def test_delete_removes_everything_but_files_and_reconcile_finds_drift_and_repairs(
