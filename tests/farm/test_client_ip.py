@@ -95,7 +95,7 @@ def logs_in(client: Client, user: User, **meta: Any) -> bool:
 
 @BEHIND_TRAEFIK
 @pytest.mark.django_db
-def test_clients_behind_the_proxy_are_throttled_separately(owner):
+def test_item_9_clients_behind_the_proxy_are_throttled_separately(owner):
     attacker: dict[str, Any] = {"REMOTE_ADDR": TRAEFIK, "HTTP_X_FORWARDED_FOR": "203.0.113.7"}
     fail_logins(Client(), 10, **attacker)
     assert not logs_in(Client(), owner, **attacker)  # that address is locked out
@@ -104,7 +104,7 @@ def test_clients_behind_the_proxy_are_throttled_separately(owner):
 
 @BEHIND_TRAEFIK
 @pytest.mark.django_db
-def test_a_forged_forwarded_header_from_an_untrusted_peer_is_ignored(owner):
+def test_item_9_a_forged_forwarded_header_from_an_untrusted_peer_is_ignored(owner):
     # Every attempt claims another address; the throttle still counts the peer.
     for n in range(10):
         Client().post(
@@ -120,7 +120,7 @@ def test_a_forged_forwarded_header_from_an_untrusted_peer_is_ignored(owner):
 
 @BEHIND_TRAEFIK
 @pytest.mark.django_db
-def test_the_audit_log_records_the_client_not_the_proxy(operator, owner):
+def test_item_9_the_audit_log_records_the_client_not_the_proxy(operator, owner):
     response = client_for(operator).post(
         reverse("admin:farm_user_changelist"),
         {"action": "send_invitation", "_selected_action": [owner.pk]},
@@ -134,7 +134,7 @@ def test_the_audit_log_records_the_client_not_the_proxy(operator, owner):
 
 @BEHIND_TRAEFIK
 @pytest.mark.django_db
-def test_the_throttle_is_kept_in_the_shared_panel_database(owner):
+def test_item_9_the_throttle_is_kept_in_the_shared_panel_database(owner):
     """Not a per-process memory: the counters are rows in the panel's database, which
     every panel process and replica uses, so a second client (or process) sees them."""
     assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
@@ -160,7 +160,7 @@ def _in_process(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     )
 
 
-def test_a_fresh_database_has_the_cache_and_two_processes_share_it(tmp_path):
+def test_item_9_a_fresh_database_has_the_cache_and_two_processes_share_it(tmp_path):
     env = {
         "FARM_ENV": "test",
         "FARM_VAR_DIR": str(tmp_path),

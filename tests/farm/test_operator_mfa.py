@@ -82,7 +82,7 @@ def test_an_operator_with_totp_uses_the_panel_after_entering_a_code(mfa_required
         assert client.get(reverse(page)).status_code == 200, page
 
 
-def test_admin_login_skips_mfa_no_more(mfa_required, operator):
+def test_item_3_admin_login_skips_mfa_no_more(mfa_required, operator):
     """The reproduction: an operator with TOTP gave the password alone at /admin/login/
     and then used /sites/ and /nodes/."""
     enrol_totp(operator)
@@ -101,7 +101,9 @@ def test_admin_login_skips_mfa_no_more(mfa_required, operator):
         assert response["Location"].startswith(reverse("account_login"))
 
 
-def test_a_session_that_skipped_the_second_factor_is_sent_to_the_mfa_step(mfa_required, operator):
+def test_item_3_a_session_that_skipped_the_second_factor_is_sent_to_the_mfa_step(
+    mfa_required, operator
+):
     """Enrolment is not enough: a session signed in without the code (any way other than
     allauth's login) gets the MFA step before any page, then the page it asked for."""
     secret = enrol_totp(operator)
@@ -123,14 +125,16 @@ def test_a_session_that_skipped_the_second_factor_is_sent_to_the_mfa_step(mfa_re
     assert client.get("/admin/").status_code == 200
 
 
-def test_an_htmx_request_without_the_second_factor_is_redirected_whole(mfa_required, operator):
+def test_item_3_an_htmx_request_without_the_second_factor_is_redirected_whole(
+    mfa_required, operator
+):
     enrol_totp(operator)
     response = client_for(operator).get(reverse("site_list"), headers={"HX-Request": "true"})
     assert response["HX-Redirect"].startswith(reverse("mfa_reauthenticate"))
 
 
 @THROTTLED
-def test_admin_login_is_throttled(operator):
+def test_item_3_admin_login_is_throttled(operator):
     """30 wrong passwords at /admin/login/ were never throttled: the admin login now is
     allauth's, which locks the account after 5 failures (and an address after 10)."""
     client = Client()

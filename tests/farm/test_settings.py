@@ -91,7 +91,7 @@ def test_production_posture_is_enforced(debug, key, hosts, message):
     )
 
 
-def test_production_refuses_an_encryption_key_derived_from_secret_key(tmp_path):
+def test_item_12_production_refuses_an_encryption_key_derived_from_secret_key(tmp_path):
     """Issue 9, item 12: production must name FARM_ENCRYPTION_KEY; development and tests
     keep the key derived from SECRET_KEY."""
     good: dict[str, Any] = {"debug": False, "secret_key": STRONG}
@@ -123,7 +123,7 @@ ROUND_TRIP = (
 )
 
 
-def test_a_production_override_without_a_key_cannot_encrypt(settings):
+def test_item_12_a_production_override_without_a_key_cannot_encrypt(settings):
     settings.PRODUCTION = True
     settings.FARM_ENCRYPTION_KEY = ""
     with pytest.raises(ImproperlyConfigured, match="FARM_ENCRYPTION_KEY must be set"):
@@ -218,7 +218,7 @@ def test_a_relative_var_dir_gives_absolute_bind_mount_sources():
     assert all(Path(p).is_absolute() and p.startswith(out[0]) for p in out), out
 
 
-def test_check_deploy_in_production_warns_about_nothing(tmp_path):
+def test_item_16_check_deploy_in_production_warns_about_nothing(tmp_path):
     """Issue 9, item 16: `check --deploy` warned W005 (HSTS without subdomains), W008 (no
     HTTPS redirect) and W021 (no HSTS preload). The first two are on in production; preload
     is opt-in (SECURE_HSTS_PRELOAD) and W021 is silenced only while it is off."""
@@ -256,7 +256,7 @@ def test_check_deploy_in_production_warns_about_nothing(tmp_path):
     assert preload.returncode == 0, preload.stderr
 
 
-def test_production_sends_browsers_to_https_but_not_the_alertmanager_webhook(tmp_path):
+def test_item_16_production_sends_browsers_to_https_but_not_the_alertmanager_webhook(tmp_path):
     code = (
         "from django.conf import settings as s; from django.test import Client; "
         "c = Client(SERVER_NAME='panel.example'); "
