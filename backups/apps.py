@@ -1,4 +1,8 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from farm.env import app_setting
 
 
 class BackupsConfig(AppConfig):
@@ -6,4 +10,23 @@ class BackupsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from backups import operations  # noqa: F401  (registers the backup operation kinds)
+        # backup_settings: importing it here makes a bad value stop the start-up;
+        # operations: registers the backup operation kinds.
+        from backups import backup_settings, operations  # noqa: F401
+
+        name, _ = backup_settings.LONGEST_SUBPROCESS_TIMEOUT
+        check_queue_outlasts(name, int(app_setting(name, backup_settings)))
+
+
+def check_queue_outlasts(name: str, seconds: int) -> None:
+    """The task queue's timeout (FARM_Q_TIMEOUT) must be longer than the longest one
+    command of a step may run (``name``, a restic restore): were it shorter, the worker
+    would be killed inside that step at every delivery, and the operation re-queued
+    until FARM_OPERATION_MAX_ATTEMPTS fails it."""
+    timeout = int(settings.Q_TIMEOUT)
+    if seconds >= timeout:
+        raise ImproperlyConfigured(
+            f"FARM_Q_TIMEOUT ({timeout}) must be larger than {name} ({seconds}), the "
+            "longest one command of a step may run; otherwise the worker is killed inside "
+            f"that step every time. Raise FARM_Q_TIMEOUT (and FARM_Q_RETRY) or lower {name}."
+        )

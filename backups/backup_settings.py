@@ -1,4 +1,6 @@
-"""Backup repository settings, read from the environment (imported into farm/settings.py).
+"""Backup repository settings, read from the environment (``backups.restic_cli.setting``
+reads them, django.conf.settings overriding; ``BackupsConfig.ready()`` imports this
+module so a bad value stops the process at start-up).
 
 Without S3 settings the restic repository is a local directory
 (``<FARM_VAR_DIR>/restic-repo`` unless ``FARM_BACKUP_REPOSITORY`` says
@@ -44,7 +46,7 @@ FARM_RESTIC_CACHE_DIR = env_str("FARM_RESTIC_CACHE_DIR")
 # Upper bound for one restic command other than a streamed backup (seconds).
 FARM_RESTIC_TIMEOUT = env_int("FARM_RESTIC_TIMEOUT", 6 * 3600, minimum=10)
 # The longest one subprocess of a step may run, by the setting that says so: the
-# task queue's FARM_Q_TIMEOUT must be larger (farm/settings.py refuses otherwise).
+# task queue's FARM_Q_TIMEOUT must be larger (BackupsConfig.ready() refuses otherwise).
 LONGEST_SUBPROCESS_TIMEOUT = ("FARM_RESTIC_TIMEOUT", FARM_RESTIC_TIMEOUT)
 # FLUSH TABLES WITH READ LOCK waits at most this long for running statements
 # (while it waits, writes queue behind it on the whole server).

@@ -20,12 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-
 from backups import backup_settings
 from backups.restic_errors import ResticError
 from backups.streams import base_env
 from farm import processes
+from farm.env import app_setting
 
 log = logging.getLogger("backups.restic")
 
@@ -38,7 +37,7 @@ _INTERRUPT_GRACE_S = 15
 
 def setting(name: str) -> Any:
     """A backup setting from django.conf.settings, else as backups.backup_settings read it."""
-    return getattr(settings, name, getattr(backup_settings, name))
+    return app_setting(name, backup_settings)
 
 
 @dataclass(frozen=True)

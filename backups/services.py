@@ -200,7 +200,7 @@ def _check_room_for_preview(site: Site, *, drill: bool) -> None:
             "restore beside needs one more for its preview. Restore in place, delete a "
             "site (or an old preview), or ask an operator to raise the quota."
         )
-    check_room_for_site(cache_enabled=site.cache_enabled)
+    check_room_for_site(cache_enabled=site.cache_enabled, live=Site.objects.live_counts())
 
 
 def switch_to_preview(

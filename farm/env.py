@@ -4,6 +4,11 @@ Every reader fails loudly (ImproperlyConfigured naming the variable) on a value
 it cannot parse, because a typo in production must stop the process rather
 than fall back to a default silently. Secrets may also be given as
 ``<NAME>_FILE`` pointing at a file (a Swarm secret under /run/secrets).
+
+An app's own settings live in the app (``backups/backup_settings.py``,
+``sites/dns_settings.py``), not in farm/settings.py: its code reads them with
+``app_setting``, and its ``AppConfig.ready()`` imports its settings module so a
+bad value still stops the process at start-up.
 """
 
 from __future__ import annotations
@@ -12,13 +17,22 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def app_setting(name: str, defaults: ModuleType) -> Any:
+    """An app's setting: django.conf.settings' value when it has one (a test's
+    override, a deployment's own settings module), else the one ``defaults`` (the
+    app's settings module) read from the environment."""
+    return getattr(settings, name, getattr(defaults, name))
 
 
 def env_str(name: str, default: str = "") -> str:

@@ -154,6 +154,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "farm.context_processors.farm",
+                "nodes.context_processors.engine_banner",  # why provisioning cannot work now
             ],
         },
     },
@@ -283,67 +284,8 @@ if PRODUCTION:
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
-# ---------------------------------------------------------------------------
-# The task queue (django-q2).
-#
-# The ORM broker re-delivers a task whose receipt was not acknowledged within
-# `retry` seconds. `retry` must therefore be larger than `timeout` (the longest a
-# worker may spend on one task before the cluster kills it): were it shorter, a
-# healthy but slow operation would be handed to a second worker while the
-# first still runs it. Operations are claimed atomically, so a second delivery
-# is harmless, but it would be wasted work. A worker killed outright (SIGKILL,
-# OOM, a node lost) is noticed sooner than `retry` by the operation lease
-# (FARM_OPERATION_LEASE_SECONDS): a minute-by-minute task re-enqueues
-# operations whose heartbeat has stopped.
-#
-# `timeout` must also be longer than the longest single command a step may run
-# (a restic restore: FARM_RESTIC_TIMEOUT): were it shorter, the worker would be
-# killed inside that step at every delivery, and the operation re-queued until
-# FARM_OPERATION_MAX_ATTEMPTS fails it. The default leaves an hour beyond it.
-# ---------------------------------------------------------------------------
-from backups.backup_settings import LONGEST_SUBPROCESS_TIMEOUT  # noqa: E402
-
-FARM_QUEUE = env_choice("FARM_QUEUE", "orm", ("orm", "redis"))
-Q_TIMEOUT = env_int("FARM_Q_TIMEOUT", LONGEST_SUBPROCESS_TIMEOUT[1] + 3600, minimum=1)
-Q_RETRY = env_int("FARM_Q_RETRY", Q_TIMEOUT + 300, minimum=2)
-if Q_RETRY <= Q_TIMEOUT:
-    raise ImproperlyConfigured(
-        f"FARM_Q_RETRY ({Q_RETRY}) must be larger than FARM_Q_TIMEOUT ({Q_TIMEOUT}); "
-        "otherwise a running task is delivered a second time."
-    )
-_name, _seconds = LONGEST_SUBPROCESS_TIMEOUT
-if _seconds >= Q_TIMEOUT:
-    raise ImproperlyConfigured(
-        f"FARM_Q_TIMEOUT ({Q_TIMEOUT}) must be larger than {_name} ({_seconds}), the "
-        "longest one command of a step may run; otherwise the worker is killed inside "
-        f"that step every time. Raise FARM_Q_TIMEOUT (and FARM_Q_RETRY) or lower {_name}."
-    )
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
-Q_CLUSTER: dict[str, object] = {
-    "name": env_str("FARM_Q_NAME", "farm"),
-    "workers": env_int("FARM_Q_WORKERS", 2, minimum=1),
-    "timeout": Q_TIMEOUT,
-    "retry": Q_RETRY,
-    "max_attempts": env_int("FARM_Q_MAX_ATTEMPTS", 5, minimum=0),
-    "ack_failures": True,
-    "catch_up": False,
-    "save_limit": 2000,
-    "label": "Task queue",
-    "poll": 1,
-    "bulk": 1,
-}
-if FARM_QUEUE == "redis":
-    Q_CLUSTER["redis"] = REDIS_URL
-else:
-    Q_CLUSTER["orm"] = "default"
-
-FARM_OPERATION_LEASE_SECONDS = env_int("FARM_OPERATION_LEASE_SECONDS", 60, minimum=3)
-FARM_OPERATION_HEARTBEAT_SECONDS = max(1, FARM_OPERATION_LEASE_SECONDS // 4)
-# Deliveries of one operation to a worker before it is failed instead of run again
-# (each earlier worker died inside a step); a person can still retry it.
-FARM_OPERATION_MAX_ATTEMPTS = env_int("FARM_OPERATION_MAX_ATTEMPTS", 5, minimum=1)
-# Extra modules that register operation kinds (used by tests and plug-ins).
-FARM_OPERATION_MODULES = env_list("FARM_OPERATION_MODULES", [])
+# The task queue (django-q2) and the Operation engine: farm/settings_queue.py.
+from farm.settings_queue import *  # noqa: E402, F403
 
 # ---------------------------------------------------------------------------
 # The farm: Docker Swarm, images and platform services (nodes/), sites (sites/).
@@ -403,10 +345,9 @@ FARM_EDGE_URL = env_str("FARM_EDGE_URL", f"http://127.0.0.1:{FARM_HTTP_PORT}")
 FARM_CONVERGE_TIMEOUT = env_int("FARM_CONVERGE_TIMEOUT", 300, minimum=10)
 FARM_REACHABLE_TIMEOUT = env_int("FARM_REACHABLE_TIMEOUT", 120, minimum=5)
 FARM_SITES_ROOT = env_path("FARM_SITES_ROOT", VAR_DIR / "sites", base=BASE_DIR)
-# Cloudflare DNS for site records (sites/dns.py); unset token: DNS steps are skipped.
-# Backups: restic repository (local directory or S3/Spaces), password, timeouts.
-from backups.backup_settings import *  # noqa: E402, F403
-from sites.dns_settings import *  # noqa: E402, F403
+# Cloudflare DNS and domain claims (sites/dns_settings.py) and the backup repository
+# (backups/backup_settings.py) are the apps' own settings, read where they are used
+# (farm.env.app_setting); setting one here as well overrides the environment.
 
 # Restores beside get "restore-<site>-<16 random hex>.<FARM_PREVIEW_DOMAIN>" (a wildcard
 # DNS name in production; *.localhost needs none here).

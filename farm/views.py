@@ -1,61 +1,25 @@
-"""Dashboard, operations and the audit log."""
+"""Operations and the audit log (the dashboard is sites.views.dashboard)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from backups.models import Backup, BackupStatus
 from farm import services
 from farm.decorators import operator_required
 from farm.errors import FarmError
 from farm.http import HtmxHttpRequest
 from farm.models import AuditEvent, Operation
-from farm.models.operations import UNFINISHED
 from farm.shortcuts import get_for_user
-from monitoring.models import Alert
-from nodes.models import Node, NodeStatus
-from sites.models import Site
-
-
-@login_required
-@require_GET
-def dashboard(request: HtmxHttpRequest) -> HttpResponse:
-    user = request.user
-    sites = Site.objects.for_user(user).live()
-    by_status = dict(sites.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    since = timezone.now() - timedelta(hours=24)
-    backups = Backup.objects.for_user(user).filter(created_at__gte=since)
-    backup_counts = backups.aggregate(
-        succeeded=Count("id", filter=Q(status=BackupStatus.SUCCEEDED)),
-        failed=Count("id", filter=Q(status=BackupStatus.FAILED)),
-    )
-    operations = Operation.objects.for_user(user)
-    context: dict[str, Any] = {
-        "site_total": sum(by_status.values()),
-        "sites_by_status": sorted(by_status.items()),
-        "backups_ok_24h": backup_counts["succeeded"],
-        "backups_failed_24h": backup_counts["failed"],
-        "alerts_firing": Alert.objects.for_user(user).firing().count(),
-        "operations_running": operations.filter(status__in=UNFINISHED).count(),
-        "recent_operations": operations.select_related("actor")[:10],
-    }
-    if user.is_staff:
-        nodes = Node.objects.exclude(status=NodeStatus.GONE)
-        context["nodes_total"] = nodes.count()
-        context["nodes_ready"] = nodes.filter(status=NodeStatus.READY).count()
-    return TemplateResponse(request, "farm/dashboard.html", context)
 
 
 @login_required

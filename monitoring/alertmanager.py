@@ -1,5 +1,8 @@
 """Alertmanager's alerts become Alert rows (one per firing): pushed by its webhook
-and pulled from its API every minute."""
+and pulled from its API every minute.
+
+Which site an alert is about is the sites app's to say, from the alert's labels
+(``monitoring.site_lookup``: ``SitesConfig.ready()`` registers the lookup)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 from farm.errors import FarmError
 from monitoring.credentials import monitoring_auth
 from monitoring.models import Alert, AlertSeverity, AlertStatus
-from sites.models import Site
+from monitoring.site_lookup import site_for
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -25,15 +28,6 @@ def _time(raw: str | None) -> datetime | None:
     if not raw or raw.startswith("0001-01-01"):
         return None
     return parse_datetime(raw)
-
-
-def _site_for(labels: dict[str, str]) -> Site | None:
-    site_id = labels.get("site_id")
-    if site_id and site_id.isdigit():
-        return Site.objects.filter(pk=int(site_id)).first()
-    instance = labels.get("instance", "")
-    domain = instance.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    return Site.objects.filter(domain_claim=domain).first() if domain else None
 
 
 def ingest(payload: dict[str, Any]) -> int:
@@ -49,7 +43,7 @@ def ingest(payload: dict[str, Any]) -> int:
                 or hashlib.sha256(repr(sorted(labels.items())).encode()).hexdigest()[:32]
             )
             started = _time(item.get("startsAt")) or now
-            site = _site_for(labels)
+            site_id, tenant_id = site_for(labels)
             severity = labels.get("severity", "warning")
             alert, _ = Alert.objects.update_or_create(
                 fingerprint=fingerprint,
@@ -61,8 +55,8 @@ def ingest(payload: dict[str, Any]) -> int:
                     "summary": (annotations.get("summary") or labels.get("alertname", ""))[:255],
                     "description": annotations.get("description", ""),
                     "labels": labels,
-                    "site": site,
-                    "tenant": site.tenant if site else None,
+                    "site_id": site_id,
+                    "tenant_id": tenant_id,
                     "last_seen_at": now,
                 },
             )

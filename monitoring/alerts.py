@@ -2,6 +2,8 @@
 
 One firing Alert per fingerprint: raising again refreshes it; resolving closes
 it. Alertmanager's alerts come in through monitoring.alertmanager instead.
+An alert about a site names it by id (``site_id``, ``tenant_id``): monitoring
+knows nothing of sites but their rows' keys.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring.models import Alert, AlertSeverity, AlertStatus
-from sites.models import Site
 
 
 def raise_alert(
@@ -20,7 +21,8 @@ def raise_alert(
     summary: str,
     severity: str = "warning",
     description: str = "",
-    site: Site | None = None,
+    site_id: int | None = None,
+    tenant_id: int | None = None,
     source: str = "panel",
     labels: dict[str, str] | None = None,
 ) -> Alert:
@@ -38,8 +40,8 @@ def raise_alert(
         alert.description = description
         alert.severity = severity if severity in AlertSeverity.values else "warning"
         alert.source = source
-        alert.site = site
-        alert.tenant = site.tenant if site is not None else None
+        alert.site_id = site_id
+        alert.tenant_id = tenant_id
         alert.labels = labels or {}
         alert.last_seen_at = now
         alert.save()

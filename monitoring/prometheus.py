@@ -1,9 +1,10 @@
 """The one module that talks to Prometheus: blackbox targets (file_sd) and queries.
 
 Each site is one JSON file in FARM_PROMETHEUS_TARGETS_DIR, which Prometheus
-re-reads every 30 s. Public sites are probed at their URL; a ``*.localhost``
-site (the local farm) has no public DNS, so the probe goes to the edge (Traefik,
-on farm-internal) with the site's Host header (blackbox ``hostname`` parameter).
+re-reads every 30 s. Public sites are probed at their URL; a site with no public
+DNS (``via_edge``: a ``*.localhost`` site of the local farm, the caller says) is
+probed at the edge (Traefik, on farm-internal) with the site's Host header
+(blackbox ``hostname`` parameter).
 The blackbox module does not follow redirects and counts the site's own answers
 (2xx, 3xx such as the install screen's 302, 401, 403) as up; Traefik's 404 (no
 route), 502/503 (nothing behind it) and a refused connection are down.
@@ -24,7 +25,6 @@ from django.conf import settings
 
 from farm.errors import FarmError
 from monitoring.credentials import monitoring_auth
-from sites.domains import is_local_domain
 
 
 class PrometheusError(FarmError):
@@ -35,9 +35,9 @@ def target_file(site_id: int) -> Path:
     return Path(settings.FARM_PROMETHEUS_TARGETS_DIR) / f"site-{site_id}.json"
 
 
-def site_target(*, site_id: int, domain: str, tenant: str) -> list[dict[str, Any]]:
+def site_target(*, site_id: int, domain: str, tenant: str, via_edge: bool) -> list[dict[str, Any]]:
     labels = {"site_id": str(site_id), "domain": domain, "tenant": tenant}
-    if is_local_domain(domain):
+    if via_edge:
         labels["site_url"] = f"http://{domain}/"
         labels["__param_hostname"] = domain
         return [{"targets": ["http://traefik/"], "labels": labels}]
@@ -45,10 +45,12 @@ def site_target(*, site_id: int, domain: str, tenant: str) -> list[dict[str, Any
     return [{"targets": [f"https://{domain}/"], "labels": labels}]
 
 
-def write_site_target(*, site_id: int, domain: str, tenant: str) -> bool:
-    """Write (atomically) the site's target file; False when it was already right."""
+def write_site_target(*, site_id: int, domain: str, tenant: str, via_edge: bool) -> bool:
+    """Write (atomically) the site's target file; False when it was already right.
+    ``via_edge``: the site has no public DNS, probe it through Traefik."""
     path = target_file(site_id)
-    content = json.dumps(site_target(site_id=site_id, domain=domain, tenant=tenant), indent=2)
+    target = site_target(site_id=site_id, domain=domain, tenant=tenant, via_edge=via_edge)
+    content = json.dumps(target, indent=2)
     if path.exists() and path.read_text() == content:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)

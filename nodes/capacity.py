@@ -4,8 +4,9 @@ Swarm schedules by reservations: per site php-fpm 0.25 CPU / 192 MB, nginx
 and Redis 0.05 CPU / 32 MB each (half the limits, as in the reference
 design; CPU scaled by FARM_CPU_RESERVATION_SCALE). The panel refuses a site
 the ready worker nodes cannot hold, and says why, instead of leaving its
-tasks pending with "no suitable node". It counts from its own rows (Node
-inventory, live sites), so the web process needs no Docker access.
+tasks pending with "no suitable node". It counts from its own rows (the Node
+inventory) and the live sites its caller counted (``LiveSites``), so the web
+process needs no Docker access.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def site_reservation(*, cache_enabled: bool) -> Reservation:
 
 
 @dataclass(frozen=True)
+class LiveSites:
+    """How many live sites already reserve room, with and without Redis."""
+
+    cached: int
+    plain: int
+
+
+@dataclass(frozen=True)
 class Capacity:
     workers: int
     cpus: float
@@ -58,22 +67,17 @@ def _scaled(cpu: float) -> float:
     return cpu * settings.FARM_CPU_RESERVATION_SCALE
 
 
-def current_capacity() -> Capacity:
-    from sites.models import LIVE_STATUSES, Site
-
+def current_capacity(live: LiveSites) -> Capacity:
     ready = Node.objects.filter(status=NodeStatus.READY, availability=NodeAvailability.ACTIVE)
     # Few rows; JSON containment is not portable across SQLite and MariaDB.
     nodes = [n for n in ready if "worker" in n.farm_roles]
-    sites = Site.objects.filter(status__in=LIVE_STATUSES)
-    cached = sites.filter(cache_enabled=True).count()
-    plain = sites.count() - cached
     cpu = (
-        cached * site_reservation(cache_enabled=True).cpu
-        + plain * site_reservation(cache_enabled=False).cpu
+        live.cached * site_reservation(cache_enabled=True).cpu
+        + live.plain * site_reservation(cache_enabled=False).cpu
     )
     memory = (
-        cached * site_reservation(cache_enabled=True).memory_mb
-        + plain * site_reservation(cache_enabled=False).memory_mb
+        live.cached * site_reservation(cache_enabled=True).memory_mb
+        + live.plain * site_reservation(cache_enabled=False).memory_mb
     )
     if any("edge" in n.farm_roles or "db" in n.farm_roles for n in nodes):
         cpu += PLATFORM.cpu
@@ -87,8 +91,9 @@ def current_capacity() -> Capacity:
     )
 
 
-def check_room_for_site(*, cache_enabled: bool) -> None:
-    capacity = current_capacity()
+def check_room_for_site(*, cache_enabled: bool, live: LiveSites) -> None:
+    """Raise CapacityError unless the ready workers hold one more site beside ``live``."""
+    capacity = current_capacity(live)
     need = site_reservation(cache_enabled=cache_enabled)
     if capacity.workers == 0:
         raise CapacityError(

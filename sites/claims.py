@@ -34,7 +34,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from farm.models import User
 from farm.models.tenancy import can_change_tenant
-from sites import dns
+from sites import dns, dns_config
 from sites.dns_errors import DnsError, DnsNameTaken
 from sites.domains import is_local_domain, normalise_domain
 from sites.models import LIVE_STATUSES, Site
@@ -211,6 +211,4 @@ def is_preview_name(domain: str) -> bool:
 
 
 def reserved_labels() -> frozenset[str]:
-    return frozenset(
-        label.strip().lower() for label in getattr(settings, "FARM_RESERVED_LABELS", [])
-    )
+    return frozenset(label.strip().lower() for label in dns_config.setting("FARM_RESERVED_LABELS"))

@@ -1,20 +1,28 @@
 """The farm's Cloudflare settings as one checked value, and which zone a name is in.
 
-No network here: ``sites.dns`` is the module that talks to Cloudflare.
+No network here: ``sites.dns`` is the module that talks to Cloudflare. The
+settings are read from ``sites.dns_settings`` (the environment) unless
+django.conf.settings overrides them.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
+from farm.env import app_setting
+from sites import dns_settings
 from sites.domains import is_local_domain, normalise_domain
 
 RecordType = Literal["A", "AAAA", "CNAME"]
+
+
+def setting(name: str) -> Any:
+    """A DNS or domain-claim setting (``sites/dns_settings.py``)."""
+    return app_setting(name, dns_settings)
 
 
 @dataclass(frozen=True)
@@ -37,10 +45,7 @@ class DnsConfig:
 
 def managed_zones_from_settings() -> tuple[str, ...]:
     """The zones of ``CLOUDFLARE_ZONES``, normalised (whether or not a token is set)."""
-    return tuple(
-        _setting_domain("CLOUDFLARE_ZONES", zone)
-        for zone in getattr(settings, "CLOUDFLARE_ZONES", [])
-    )
+    return tuple(_setting_domain("CLOUDFLARE_ZONES", zone) for zone in setting("CLOUDFLARE_ZONES"))
 
 
 def zone_containing(domain: str, zones: tuple[str, ...]) -> str | None:
@@ -57,11 +62,11 @@ def zone_containing(domain: str, zones: tuple[str, ...]) -> str | None:
 
 def dns_config_from_settings() -> DnsConfig | None:
     """The configured DNS, or None when no Cloudflare token is set (DNS is skipped)."""
-    token: str = getattr(settings, "CLOUDFLARE_API_TOKEN", "")
+    token: str = setting("CLOUDFLARE_API_TOKEN")
     if not token:
         return None
-    raw_zones: list[str] = list(getattr(settings, "CLOUDFLARE_ZONES", []))
-    raw_target: str = getattr(settings, "CLOUDFLARE_RECORD_TARGET", "")
+    raw_zones: list[str] = list(setting("CLOUDFLARE_ZONES"))
+    raw_target: str = setting("CLOUDFLARE_RECORD_TARGET")
     if not raw_zones:
         raise ImproperlyConfigured(
             "CLOUDFLARE_API_TOKEN is set but CLOUDFLARE_ZONES is empty: "
@@ -77,9 +82,9 @@ def dns_config_from_settings() -> DnsConfig | None:
             api_token=token,
             zones=tuple(_setting_domain("CLOUDFLARE_ZONES", zone) for zone in raw_zones),
             target=_setting_target(raw_target.strip()),
-            proxied=bool(getattr(settings, "CLOUDFLARE_PROXIED", True)),
-            base_url=getattr(settings, "CLOUDFLARE_BASE_URL", "") or None,
-            ttl=int(getattr(settings, "CLOUDFLARE_RECORD_TTL", 1)),
+            proxied=bool(setting("CLOUDFLARE_PROXIED")),
+            base_url=setting("CLOUDFLARE_BASE_URL") or None,
+            ttl=int(setting("CLOUDFLARE_RECORD_TTL")),
         )
     except ValueError as exc:  # e.g. CLOUDFLARE_RECORD_TTL=5
         raise ImproperlyConfigured(f"Cloudflare DNS settings: {exc}") from exc

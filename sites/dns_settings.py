@@ -1,5 +1,6 @@
-"""Cloudflare DNS and domain-claim settings, read from the environment (imported
-into farm/settings.py).
+"""Cloudflare DNS and domain-claim settings, read from the environment
+(``sites.dns_config.setting`` reads them, django.conf.settings overriding;
+``SitesConfig.ready()`` imports this module so a bad value stops the start-up).
 
 DNS is optional: without ``CLOUDFLARE_API_TOKEN`` (or ``CLOUDFLARE_API_TOKEN_FILE``,
 a Swarm secret) the provision step skips DNS. ``sites.dns.dns_config_from_settings``

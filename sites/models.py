@@ -9,6 +9,7 @@ from django.db import models
 
 from farm.crypto import EncryptedTextField
 from farm.models import TenantScopedQuerySet
+from nodes.capacity import LiveSites
 from sites.domains import DOMAIN_PATTERN, display_domain, is_local_domain
 
 if TYPE_CHECKING:
@@ -47,6 +48,14 @@ class SiteQuerySet(TenantScopedQuerySet):
 
     def live(self) -> SiteQuerySet:
         return self.filter(status__in=LIVE_STATUSES)
+
+    def live_counts(self) -> LiveSites:
+        """The live sites among these, with and without Redis: what they reserve on
+        the workers (``nodes.capacity.check_room_for_site``). One query."""
+        counts = self.live().aggregate(
+            total=models.Count("id"), cached=models.Count("id", filter=models.Q(cache_enabled=True))
+        )
+        return LiveSites(cached=counts["cached"], plain=counts["total"] - counts["cached"])
 
 
 class Site(models.Model):

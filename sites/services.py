@@ -97,7 +97,7 @@ def create_site(
                     f"{locked.name} already has {live} of its {locked.site_quota} sites; "
                     "delete one or ask an operator to raise the quota."
                 )
-            check_room_for_site(cache_enabled=cache_enabled)
+            check_room_for_site(cache_enabled=cache_enabled, live=Site.objects.live_counts())
             site = Site.objects.create(
                 tenant=locked,
                 domain=domain,

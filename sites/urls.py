@@ -1,18 +1,44 @@
-from django.urls import path
+from django.urls import include, path
 
-from sites import views
+from sites.views import dashboard, sites, tenants
 
+site_pages = [
+    path("", sites.site_list, name="site_list"),
+    path("new/", sites.site_create, name="site_create"),
+    path("reconcile/", sites.reconcile_page, name="site_reconcile"),
+    path("reconcile/run/", sites.reconcile_run, name="site_reconcile_run"),
+    path("<int:pk>/", sites.site_detail, name="site_detail"),
+    path("<int:pk>/services/", sites.site_services, name="site_services"),
+    path("<int:pk>/suspend/", sites.site_suspend, name="site_suspend"),
+    path("<int:pk>/resume/", sites.site_resume, name="site_resume"),
+    path("<int:pk>/repair/", sites.site_repair, name="site_repair"),
+    path("<int:pk>/delete/", sites.site_delete, name="site_delete"),
+    path("<int:pk>/approve/", sites.site_approve, name="site_approve"),
+    path("<int:pk>/decline/", sites.site_decline, name="site_decline"),
+]
+
+tenant_pages = [
+    path("", tenants.tenant_list, name="tenant_list"),
+    path("new/", tenants.tenant_create, name="tenant_create"),
+    path("<int:pk>/", tenants.tenant_detail, name="tenant_detail"),
+    path("<int:pk>/edit/", tenants.tenant_edit, name="tenant_edit"),
+    path("<int:pk>/members/", tenants.member_add, name="tenant_member_add"),
+    path("<int:pk>/members/<int:member_pk>/role/", tenants.member_role, name="tenant_member_role"),
+    path(
+        "<int:pk>/members/<int:member_pk>/remove/",
+        tenants.member_remove,
+        name="tenant_member_remove",
+    ),
+    path(
+        "<int:pk>/members/<int:member_pk>/invite/",
+        tenants.member_invite,
+        name="tenant_member_invite",
+    ),
+]
+
+# Mounted at the root by farm/urls.py: the dashboard, /sites/… and /tenants/….
 urlpatterns = [
-    path("", views.site_list, name="site_list"),
-    path("new/", views.site_create, name="site_create"),
-    path("reconcile/", views.reconcile_page, name="site_reconcile"),
-    path("reconcile/run/", views.reconcile_run, name="site_reconcile_run"),
-    path("<int:pk>/", views.site_detail, name="site_detail"),
-    path("<int:pk>/services/", views.site_services, name="site_services"),
-    path("<int:pk>/suspend/", views.site_suspend, name="site_suspend"),
-    path("<int:pk>/resume/", views.site_resume, name="site_resume"),
-    path("<int:pk>/repair/", views.site_repair, name="site_repair"),
-    path("<int:pk>/delete/", views.site_delete, name="site_delete"),
-    path("<int:pk>/approve/", views.site_approve, name="site_approve"),
-    path("<int:pk>/decline/", views.site_decline, name="site_decline"),
+    path("", dashboard.dashboard, name="dashboard"),
+    path("sites/", include(site_pages)),
+    path("tenants/", include(tenant_pages)),
 ]

@@ -15,8 +15,9 @@ READERS = re.compile(r'env_(?:str|int|bool|float|list|choice|json_dict)\(\s*"([A
 def test_every_environment_variable_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     names: set[str] = set()
-    for path in [*ROOT.glob("*/*settings*.py"), ROOT / "farm" / "settings.py"]:
-        names.update(READERS.findall(path.read_text()))
+    for app in ("farm", "nodes", "monitoring", "backups", "sites"):
+        for path in (ROOT / app).rglob("*settings*.py"):  # settings.py, backup_settings.py …
+            names.update(READERS.findall(path.read_text()))
     assert len(names) > 40
     missing = sorted(n for n in names if n not in readme and n.replace("_FILE", "") not in readme)
     assert missing == []
@@ -32,7 +33,7 @@ def test_the_readmes_benchmarks_import_and_show_their_usage():
     """The benchmarks are not run by the tests (they take minutes), but each must
     at least start: this is the README's command with --help."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    for name in ("provision", "backup"):
+    for name in ("provision", "backup", "density"):
         done = subprocess.run(
             [sys.executable, "-m", f"benchmarks.{name}", "--help"],
             cwd=ROOT,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 
-from farm import context_processors
 from nodes.bootstrap import farm_up
+from nodes.context_processors import BANNER_CACHE_KEY
 from nodes.swarm import SwarmError, engine_status, reset_client_cache
 from tests.conftest import client_for
 
@@ -16,10 +17,8 @@ def no_engine(settings):
     settings.DOCKER_HOST = "tcp://127.0.0.1:9"  # nothing listens on the discard port
     settings.FARM_DOCKER_TIMEOUT = 5
     reset_client_cache()
-    context_processors._banner_cache = (0.0, "")
     yield
     reset_client_cache()
-    context_processors._banner_cache = (0.0, "")
 
 
 def test_engine_status_explains_what_to_do(no_engine):
@@ -37,9 +36,46 @@ def test_farm_up_fails_with_a_clear_error(no_engine):
 
 @pytest.mark.django_db
 def test_pages_show_a_banner_when_provisioning_is_unavailable(no_engine, owner):
+    from nodes.tasks import sync_node_inventory
+
+    sync_node_inventory()  # what the workers do every minute
     body = client_for(owner).get(reverse("dashboard")).content.decode()
     assert "Provisioning is unavailable" in body
     assert "does not answer" in body
+
+
+@pytest.mark.django_db
+def test_before_the_workers_report_the_banner_says_so_and_the_page_asks_no_docker(
+    owner, monkeypatch
+):
+    from nodes.models import EngineStatus
+
+    def no_docker_from_the_web(*args, **kwargs):
+        raise AssertionError("the web process asked Docker")
+
+    monkeypatch.setattr("nodes.swarm_client._client", no_docker_from_the_web)
+
+    body = client_for(owner).get(reverse("dashboard")).content.decode()
+
+    assert "the workers have not reported on the Swarm yet" in body
+    assert "qcluster" in body
+    assert not EngineStatus.objects.exists(), "a page render records nothing"
+
+
+@pytest.mark.django_db
+def test_the_banner_is_read_from_the_shared_cache_for_15_seconds(owner):
+    from nodes.context_processors import BANNER_TTL_S
+    from nodes.inventory import record_engine_status
+
+    client = client_for(owner)
+    record_engine_status(False, "The Docker Engine does not answer.")
+    assert "does not answer" in client.get(reverse("dashboard")).content.decode()
+    record_engine_status(True)
+    assert "does not answer" in client.get(reverse("dashboard")).content.decode(), "cached"
+    assert cache.get(BANNER_CACHE_KEY).startswith("Provisioning is unavailable")
+    assert BANNER_TTL_S == 15
+    cache.delete(BANNER_CACHE_KEY)  # as when the 15 s are over
+    assert "Provisioning is" not in client.get(reverse("dashboard")).content.decode()
 
 
 def test_capacity_constants_match_what_the_stacks_reserve():
@@ -69,7 +105,7 @@ def test_the_banner_shows_what_the_workers_recorded_without_asking_docker(owner,
     client = client_for(owner)
 
     def banner() -> str:
-        context_processors._banner_cache = (0.0, "")
+        cache.delete(BANNER_CACHE_KEY)
         body = client.get(reverse("dashboard")).content.decode()
         return body.split('role="status">')[1].split("</div>")[0] if 'role="status"' in body else ""
 

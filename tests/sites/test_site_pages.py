@@ -73,7 +73,11 @@ def test_owner_suspends_and_it_is_audited(owner, site):
     assert response.status_code == 302
     operation = Operation.objects.get()
     assert operation.kind == "site.suspend"
-    assert [s.name for s in operation.steps.all()] == ["maintenance_on", "scale_down"]
+    assert [s.name for s in operation.steps.all()] == [
+        "pause_monitoring",
+        "maintenance_on",
+        "scale_down",
+    ]
     assert AuditEvent.objects.filter(action="site.suspend").count() == 1
 
 

@@ -1,5 +1,8 @@
 """Tenants and their people: the list, a tenant with its members, and the changes to them.
 
+These pages count each tenant's live sites, so they live with the sites; the
+changes themselves are farm's (``farm.tenants``, ``farm.tenant_forms``).
+
 Operators see every tenant, create tenants and change their name and quota.
 A tenant's owners manage its people (add by email, change a role, remove,
 send the invitation again); its members see the list and change nothing (403).

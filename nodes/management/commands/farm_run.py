@@ -15,6 +15,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from farm.errors import FarmError
+from nodes.bootstrap import farm_up
+from nodes.inventory import record_engine_status, sync_nodes
+
 
 class Command(BaseCommand):
     help = "Run the panel (web server + qcluster) on the local defaults."
@@ -59,10 +63,6 @@ class Command(BaseCommand):
     def bring_farm_up(self) -> None:
         """Start the engine if needed, build missing images, converge the platform.
         Without a Docker Engine the panel still runs, with a banner saying why."""
-        from farm.errors import FarmError
-        from nodes.bootstrap import farm_up
-        from nodes.inventory import record_engine_status, sync_nodes
-
         self.stdout.write(
             "Bringing the local farm up (the first run builds the images: a few minutes)…"
         )
