@@ -1,7 +1,8 @@
 """Site database backups and restores, their manifests, and physical backups.
 
 The producers (mariadb-dump, mariabackup) and the credentials file are in
-``backups.mariadb_tools``; this module re-exports them with the manifests.
+``backups.mariadb_tools``; this module re-exports them with the manifests. The
+SQL (the lock, the snapshot, the table fingerprint) is ``nodes.mariadb``'s.
 
 ``consistent_db_backup`` takes a manifest (row count and an order-independent
 checksum per table) that describes exactly the data in the dump, even while
@@ -12,7 +13,6 @@ global read lock, held only until mariadb-dump shows it has its snapshot.
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 import tempfile
 import threading
@@ -25,7 +25,6 @@ from backups.manifests import compare_manifests, files_manifest, read_manifest, 
 from backups.mariadb_tools import (
     PhysicalBackupProducer,
     SiteDbDump,
-    check_database,
     dump_completed,
     mariadb_option_file,
     physical_backup_producer,
@@ -35,7 +34,8 @@ from backups.restic_errors import DumpFailed, ResticError
 from backups.streams import base_env, enlarge_pipe, pump
 from farm import processes
 from farm.errors import FarmError
-from sites.database import DatabaseError, Endpoint, connect
+from nodes import mariadb
+from nodes.mariadb import Endpoint
 
 __all__ = [
     "PhysicalBackupProducer",
@@ -43,7 +43,6 @@ __all__ = [
     "SiteDbDump",
     "compare_manifests",
     "consistent_db_backup",
-    "db_stats",
     "dump_completed",
     "files_manifest",
     "mariadb_option_file",
@@ -62,81 +61,10 @@ _SNAPSHOT_MARKERS = (
     b"\n-- Dumping events for database ",
     b"\n-- Dumping routines for database ",
 )
-_TABLE_NAME = re.compile(r"^[^\x00-\x1f`]{1,64}$")
 
 
 class RestoreFailed(FarmError):
     """A database restore did not complete; the target schema is incomplete."""
-
-
-def _quote(name: str) -> str:
-    if not _TABLE_NAME.match(name):
-        raise DatabaseError(f"Refusing unexpected table or column name {name!r}.")
-    return f"`{name}`"
-
-
-# -- manifests of tables ------------------------------------------------------------
-
-
-def _prepare_session(cur: Any) -> None:
-    # The checksums render TIMESTAMPs as text: the same zone at backup and at verification.
-    cur.execute("SET SESSION time_zone='+00:00'")
-    cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-
-
-def _schema_exists(cur: Any, database: str) -> bool:
-    cur.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (database,))
-    return bool(cur.fetchall())
-
-
-def _table_checksums(cur: Any, database: str) -> dict[str, dict[str, int]]:
-    """Per base table: row count and BIT_XOR of a CRC32 per row (order does not matter).
-
-    Each column contributes ISNULL, its length and its CRC32 as binary, so NULL
-    differs from '' and no value can run into the next; per-column CRCs keep the
-    row string short whatever the size of a BLOB.
-    """
-    cur.execute(
-        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
-        "AND TABLE_TYPE='BASE TABLE' ORDER BY TABLE_NAME",
-        (database,),
-    )
-    tables = [row[0] for row in cur.fetchall()]
-    cur.execute(
-        "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s "
-        "ORDER BY TABLE_NAME, ORDINAL_POSITION",
-        (database,),
-    )
-    columns: dict[str, list[str]] = {}
-    for table, column in cur.fetchall():
-        columns.setdefault(table, []).append(column)
-    manifest: dict[str, dict[str, int]] = {}
-    for table in tables:
-        parts = []
-        for column in columns.get(table, []):
-            value = f"CAST({_quote(column)} AS BINARY)"
-            parts += [f"ISNULL({value})", f"LENGTH({value})", f"CRC32({value})"]
-        cur.execute(
-            f"SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(',', {', '.join(parts)}))), 0) "  # noqa: S608
-            f"FROM {_quote(database)}.{_quote(table)}"
-        )
-        rows, crc = cur.fetchone()
-        manifest[table] = {"rows": int(rows), "crc": int(crc)}
-    return manifest
-
-
-def db_stats(endpoint: Endpoint, database: str) -> dict[str, dict[str, int]]:
-    """The manifest of a schema as it is now (to verify a restore against a backup's)."""
-    check_database(database)
-    with connect(endpoint, what=f"MariaDB ({database})") as conn, conn.cursor() as cur:
-        _prepare_session(cur)
-        if not _schema_exists(cur, database):
-            raise DatabaseError(f"There is no database {database}.")
-        cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        try:
-            return _table_checksums(cur, database)
-        finally:
-            conn.rollback()
 
 
 class _SnapshotWatcher:
@@ -178,7 +106,7 @@ def consistent_db_backup(
     as soon as the dump shows its snapshot is open; then checksum every table in
     the held transaction while the dump streams. Writes wait only meanwhile.
     """
-    check_database(database)
+    mariadb.check_identifier(database)
     lock_wait = int(setting("FARM_BACKUP_LOCK_WAIT_TIMEOUT"))
     max_lock = float(setting("FARM_BACKUP_MAX_LOCK_SECONDS"))
     producer = SiteDbDump(endpoint, database)
@@ -196,15 +124,11 @@ def consistent_db_backup(
             watcher.release.set()
 
     worker = threading.Thread(target=work, name=f"backup-{database}", daemon=True)
-    with connect(endpoint, what=f"MariaDB (backup of {database})") as conn, conn.cursor() as cur:
-        _prepare_session(cur)
-        if not _schema_exists(cur, database):
-            raise DatabaseError(f"There is no database {database} to back up.")
-        cur.execute("SET SESSION lock_wait_timeout=%s", (lock_wait,))
-        cur.execute("FLUSH TABLES WITH READ LOCK")
+    with mariadb.backup_session(endpoint, database) as session:
+        session.lock_all_tables(lock_wait_timeout=lock_wait)
         locked_at = time.monotonic()
         try:
-            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            session.start_snapshot()
             worker.start()
             if not watcher.release.wait(max_lock):
                 watcher.abandoned = (
@@ -217,7 +141,7 @@ def consistent_db_backup(
             producer.kill()
             raise
         finally:
-            cur.execute("UNLOCK TABLES")  # does not end the transaction
+            session.unlock_tables()
         log.info(
             "backup of %s: global read lock held %.1f ms",
             database,
@@ -226,7 +150,7 @@ def consistent_db_backup(
         manifest: dict[str, dict[str, int]] = {}
         try:
             if watcher.abandoned is None and "error" not in outcome:
-                manifest = _table_checksums(cur, database)
+                manifest = session.fingerprint()
         except BaseException:
             # A backup without its manifest is not kept, even if already stored.
             watcher.abandoned = "the manifest could not be taken"
@@ -237,7 +161,7 @@ def consistent_db_backup(
                     restic.forget(repo, [outcome["summary"].snapshot_id])
             raise
         finally:
-            conn.rollback()
+            session.end_snapshot()
         worker.join()
     if "error" in outcome:
         error = outcome["error"]
@@ -265,17 +189,13 @@ def restore_db(
     checked; on failure the schema is left incomplete and RestoreFailed or
     ResticError says so.
     """
-    check_database(database)
+    mariadb.check_identifier(database)
     path = "/" + filename.lstrip("/")
     if not any(node.get("path") == path for node in restic.ls(repo, snapshot_id)):
         raise ResticError(
             f"Snapshot {snapshot_id[:8]} in {repo.url} holds no {path}.", kind="not_found"
         )
-    with connect(endpoint, what=f"MariaDB (restore of {database})") as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-        cur.execute(
-            f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
+    mariadb.recreate_schema(endpoint, database, what=f"MariaDB (restore of {database})")
     with (
         mariadb_option_file(endpoint) as options,
         tempfile.TemporaryFile() as client_err,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from backups.streams import SubprocessProducer, base_env
-from sites.database import SITE_IDENTIFIER, DatabaseError, Endpoint
+from nodes.mariadb import DatabaseError, Endpoint, check_identifier
 
 _COMPLETED = b"-- Dump completed"
 DUMP_OPTIONS = (
@@ -28,12 +28,6 @@ DUMP_OPTIONS = (
     "--default-character-set=utf8mb4",
     "--skip-lock-tables",
 )
-
-
-def check_database(name: str) -> str:
-    if not SITE_IDENTIFIER.match(name):
-        raise DatabaseError(f"Refusing unexpected database identifier {name!r}.")
-    return name
 
 
 # -- credentials ------------------------------------------------------------------
@@ -87,7 +81,7 @@ class SiteDbDump(SubprocessProducer):
 
     def __init__(self, endpoint: Endpoint, database: str) -> None:
         super().__init__(
-            ["mariadb-dump"], description=f"mariadb-dump of {check_database(database)}"
+            ["mariadb-dump"], description=f"mariadb-dump of {check_identifier(database)}"
         )
         self.endpoint = endpoint
         self.database = database

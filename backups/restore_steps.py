@@ -24,7 +24,8 @@ from backups.models import Backup, Restore, RestoreScope, RestoreTarget
 from backups.steps import DB_FILENAME, backup_site_db, backup_site_files
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
-from sites import database, files, safe_files
+from nodes import mariadb, proxysql
+from sites import files, safe_files
 from sites.lifecycle_steps import set_maintenance
 from sites.models import Site, SiteStatus
 
@@ -206,7 +207,7 @@ class RestoreDatabase(RestoreStep):
             restic.repository_from_settings(),
             restore.db_snapshot_id,
             DB_FILENAME,
-            database.admin_endpoint(),
+            mariadb.admin_endpoint(),
             site.db_name,
         )
         ctx.log(
@@ -223,7 +224,7 @@ class RestoreDatabase(RestoreStep):
             restic.repository_from_settings(),
             restore.safety_db_backup.snapshot_id,
             DB_FILENAME,
-            database.admin_endpoint(),
+            mariadb.admin_endpoint(),
             restore.site.db_name,
         )
         ctx.log(f"put the safety backup {restore.safety_db_backup.snapshot_id[:8]} back")
@@ -420,7 +421,8 @@ class RemovePreview(Step):
             ctx.skip("there is no preview")
         remove_stack(preview.pk, ctx.log)
         if preview.db_name:
-            database.drop_site_database(name=preview.db_name, user=preview.db_user)
+            mariadb.drop_site_database(name=preview.db_name, user=preview.db_user)
+            proxysql.remove_site_user(user=preview.db_user)
         files.remove_site_files(preview.pk)
         preview.status = SiteStatus.DELETED
         preview.save(update_fields=["status"])

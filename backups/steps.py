@@ -18,7 +18,8 @@ from backups.manifests import write_manifest
 from backups.models import Backup, BackupKind, BackupStatus
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
-from sites import database, files
+from nodes import mariadb
+from sites import files
 from sites.models import Site
 from sites.stack import build_spec
 from sites.swarm_site import site_db_host
@@ -96,7 +97,7 @@ def backup_site_db(
 ) -> Backup:
     def take(repo: restic.Repository, backup: Backup) -> tuple[restic.Summary, dict[str, Any]]:
         summary, tables = dumps.consistent_db_backup(
-            database.admin_endpoint(),
+            mariadb.admin_endpoint(),
             site.db_name,
             repo,
             tags={**site_tags(site, BackupKind.DB), "backup": str(backup.pk)},

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-import requests
 from django.conf import settings
 
 from backups.models import Restore
 from backups.restore_steps import restore_of
-from backups.verify import http_ok
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
+from nodes import edge
+from sites.domains import is_local_domain
 from sites.models import Site
 
 
@@ -98,7 +97,12 @@ def apply_both_stacks(restore: Restore, log: Callable[[str], None]) -> None:
 
     for site in _both(restore):
         apply_stack(build_spec(site, db_host=site_db_host()), log)
-        prometheus.write_site_target(site_id=site.pk, domain=site.domain, tenant=site.tenant.slug)
+        prometheus.write_site_target(
+            site_id=site.pk,
+            domain=site.domain,
+            tenant=site.tenant.slug,
+            via_edge=is_local_domain(site.domain),
+        )
 
 
 def wait_for_both(restore: Restore, ctx: StepContext) -> None:
@@ -139,23 +143,12 @@ class VerifySwitched(Step):
         if restore.preview_site is None:
             raise FarmError("This restore has no preview site.")
         preview = Site.objects.get(pk=restore.preview_site.pk)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                response = requests.get(
-                    f"{settings.FARM_EDGE_URL}/",
-                    headers={"Host": preview.domain},
-                    timeout=10,
-                    allow_redirects=False,
-                )
-                if http_ok(response.status_code):
-                    ctx.log(f"{preview.domain}: HTTP {response.status_code}")
-                    return
-                last = f"HTTP {response.status_code}"
-            except requests.RequestException as exc:
-                last = str(exc)
-            if time.monotonic() > deadline:
-                raise FarmError(
-                    f"{preview.domain} does not answer after the switch ({last}).", retryable=True
-                )
-            time.sleep(1)
+
+        def probe() -> tuple[bool, str]:
+            status = edge.get(preview.domain, "/", timeout=10).status
+            return edge.answers_as_site(status), f"HTTP {status}"
+
+        note = edge.wait_for(
+            probe, timeout_s=60, what=f"{preview.domain} does not answer after the switch"
+        )
+        ctx.log(f"{preview.domain}: {note}")

@@ -4,21 +4,19 @@ through Traefik. The RTO ends when it passes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import time
 from typing import Any
 
-import requests
-from django.conf import settings
 from django.utils import timezone
 
-from backups import dumps
 from backups.manifests import files_manifest
 from backups.models import Backup, Restore
 from backups.restore_steps import aside_dir, manifest_path, restore_of, target_site, wants
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
-from sites import database, safe_files
+from nodes import edge, mariadb
+from sites import safe_files
 
 
 def verify_restore(restore: Restore) -> dict[str, Any]:
@@ -29,7 +27,7 @@ def verify_restore(restore: Restore) -> dict[str, Any]:
     if wants(restore, "db"):
         backup = Backup.objects.filter(snapshot_id=restore.db_snapshot_id).first()
         expected = (backup.manifest.get("tables") if backup else None) or {}
-        actual = dumps.db_stats(database.admin_endpoint(), site.db_name)
+        actual = mariadb.schema_fingerprint(mariadb.admin_endpoint(), site.db_name)
         mismatched = sorted(
             t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t)
         )
@@ -58,27 +56,14 @@ def verify_restore(restore: Restore) -> dict[str, Any]:
         }
         report["ok"] &= not wrong and not extra
     try:
-        response = requests.get(
-            f"{settings.FARM_EDGE_URL}/",
-            headers={"Host": site.domain},
-            timeout=20,
-            allow_redirects=False,
-        )
-        status = response.status_code
-        maintenance = "Down for maintenance" in response.text
-    except requests.RequestException as exc:
+        answer = edge.get(site.domain, "/", timeout=20)
+        status, maintenance = answer.status, "Down for maintenance" in answer.text
+    except edge.EdgeError as exc:
         status, maintenance = 0, False
         report["http_error"] = str(exc)
     report["http"] = {"status": status, "domain": site.domain}
-    report["ok"] &= http_ok(status) and not maintenance
+    report["ok"] &= edge.answers_as_site(status) and not maintenance
     return report
-
-
-def http_ok(status: int) -> bool:
-    """The site answers as a site: 2xx or a redirect (WordPress sends visitors of a
-    site not yet installed to install.php), or asks for credentials. Traefik's own
-    404 (no route to the host yet) and any 5xx are not a working site."""
-    return 200 <= status < 400 or status in (401, 403)
 
 
 class Verify(Step):
@@ -87,18 +72,28 @@ class Verify(Step):
 
     def run(self, ctx: StepContext) -> None:
         restore = restore_of(ctx)
-        deadline = time.monotonic() + 60
-        while True:  # Traefik may take a moment to route a preview that just started
+        reports: list[dict[str, Any]] = []
+
+        def probe() -> tuple[bool, str]:
             report = verify_restore(restore)
-            if (
-                report["ok"]
-                or time.monotonic() > deadline
-                or report.get("database", {}).get("mismatched")
-                or report.get("files", {}).get("mismatched_count")
-            ):
-                break
-            ctx.check_cancelled()
-            time.sleep(2)
+            reports.append(report)
+            # Data that does not match will not match by waiting; the HTTP answer may.
+            db_wrong = report.get("database", {}).get("mismatched")
+            files_wrong = report.get("files", {}).get("mismatched_count")
+            done = bool(report["ok"] or db_wrong or files_wrong)
+            return done, f"HTTP {report.get('http', {}).get('status', 0)}"
+
+        # Traefik may take a moment to route a preview that just started. Past the
+        # deadline the last report says what failed.
+        with contextlib.suppress(edge.EdgeError):
+            edge.wait_for(
+                probe,
+                timeout_s=60,
+                every_s=2,
+                what="the restored site did not verify within 60 s",
+                check_cancelled=ctx.check_cancelled,
+            )
+        report = reports[-1]
         fields: dict[str, Any] = {"verification": report, "verified": report["ok"]}
         if report["ok"]:
             # The RTO ends here: the site answers and matches its backup.
@@ -124,4 +119,4 @@ def _part_ok(part: str, report: dict[str, Any]) -> bool:
         return report["database"]["manifest"] and not report["database"]["mismatched"]
     if part == "files":
         return not report["files"]["mismatched_count"] and not report["files"]["extra"]
-    return http_ok(report["http"]["status"])
+    return edge.answers_as_site(report["http"]["status"])

@@ -33,14 +33,15 @@ from backups.mariadb_tools import mariadb_option_file
 from backups.models import Backup
 from benchmarks.common import prepare_farm, remove_site
 from farm.runner import run_operation
-from sites import database, files
+from nodes import mariadb
+from sites import files
 from sites import services as site_services
 
 MB = 1024 * 1024
 
 
 def sql(db: str, *statements: str) -> None:
-    with database.connect(database.admin_endpoint(), what="bench") as conn, conn.cursor() as cur:
+    with mariadb.connect(mariadb.admin_endpoint(), what="bench") as conn, conn.cursor() as cur:
         cur.execute(f"USE `{db}`")
         for statement in statements:
             cur.execute(statement)
@@ -92,7 +93,7 @@ def by_hand_backup(repo: restic.Repository, db: str, directory: Path) -> tuple[f
     from backups.restic_cli import env as restic_env
 
     started = time.monotonic()
-    with mariadb_option_file(database.admin_endpoint()) as options:
+    with mariadb_option_file(mariadb.admin_endpoint()) as options:
         dump = subprocess.Popen(
             [
                 "mariadb-dump",
@@ -127,11 +128,11 @@ def by_hand_restore(repo: restic.Repository, db: str) -> tuple[float, float]:
     db_snap = next(s for s in snaps if "/db.sql" in s.paths)
     files_snap = next(s for s in snaps if "/db.sql" not in s.paths)
     sql_target = f"{db}_hand"
-    with database.connect(database.admin_endpoint(), what="bench") as conn, conn.cursor() as c:
+    with mariadb.connect(mariadb.admin_endpoint(), what="bench") as conn, conn.cursor() as c:
         c.execute(f"DROP DATABASE IF EXISTS `{sql_target}`")
         c.execute(f"CREATE DATABASE `{sql_target}`")
     started = time.monotonic()
-    with mariadb_option_file(database.admin_endpoint()) as options:
+    with mariadb_option_file(mariadb.admin_endpoint()) as options:
         dump = subprocess.Popen(
             argv(repo, "dump", db_snap.id, "/db.sql"), env=restic_env(repo), stdout=subprocess.PIPE
         )
@@ -152,7 +153,7 @@ def by_hand_restore(repo: restic.Repository, db: str) -> tuple[float, float]:
     )
     files_s = time.monotonic() - started
     shutil.rmtree(target)
-    with database.connect(database.admin_endpoint(), what="bench") as conn, conn.cursor() as c:
+    with mariadb.connect(mariadb.admin_endpoint(), what="bench") as conn, conn.cursor() as c:
         c.execute(f"DROP DATABASE `{sql_target}`")
     return db_s, files_s
 
@@ -178,7 +179,8 @@ def main() -> None:
         print(f"generating {args.db_mb} MB of database and {args.files} files…", flush=True)
         fill_database(site.db_name, args.db_mb)
         upload_bytes = fill_uploads(site.pk, args.files)
-        db_bytes = int(database.table_stats(site.db_name)["wp_bench"]["rows"]) * 1000
+        fingerprint = mariadb.schema_fingerprint(mariadb.admin_endpoint(), site.db_name)
+        db_bytes = fingerprint["wp_bench"]["rows"] * 1000
         directory = files.site_path(site.pk)
 
         hand_repo = fresh_repository("hand")

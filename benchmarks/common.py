@@ -7,9 +7,10 @@ from django.core.management import call_command
 
 from benchmarks import ROOT
 from farm.models import Tenant, User
+from nodes import mariadb
 from nodes.bootstrap import farm_up
 from nodes.inventory import sync_nodes
-from sites import database, files
+from sites import files
 from sites.swarm_site import remove_stack
 
 __all__ = ["ROOT", "prepare_farm", "remove_site"]
@@ -30,5 +31,5 @@ def prepare_farm() -> tuple[Tenant, User]:
 
 def remove_site(site_id: int) -> None:
     remove_stack(site_id, lambda m: None)
-    database.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
+    mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
     files.remove_site_files(site_id)

@@ -24,6 +24,7 @@ import docker.errors
 from django.conf import settings
 
 from nodes import platform
+from nodes.images import build_images
 from nodes.swarm import (
     MANAGED_LABEL,
     STACK_LABEL,
@@ -145,8 +146,6 @@ def ensure_images(cli: docker.DockerClient, progress: Progress, report: Report) 
     if settings.FARM_IMAGES != "local":
         report.same("images (upstream; pulled by the engine)")
         return
-    from nodes.images import build_images
-
     started = time.monotonic()
     result = build_images(cli, cache_dir=settings.FARM_IMAGE_CACHE_DIR, progress=progress)
     built = [o for o in result.images if o.action == "built"]

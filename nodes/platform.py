@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import bcrypt
 from django.conf import settings
 
-from nodes.image_map import image_for
+from nodes.images import image_for
 from nodes.swarm import FileRef, Health, Mount, NamedContent, Port, ServiceDef
 
 STACK = "farm"

@@ -9,7 +9,7 @@ from farm.models import Tenant, User
 from farm.models.tenancy import MembershipRole
 from farm.tenant_forms import NAME_MAX_LENGTH, check_new_tenant_name
 from farm.tenants import DEFAULT_SITE_QUOTA
-from nodes.image_map import site_runtimes
+from nodes.images import site_runtimes
 from sites.claims import check_domain_claim
 from sites.models import Site
 

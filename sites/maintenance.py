@@ -9,7 +9,7 @@ service, so adding or removing one updates labels only (no task restart).
 from __future__ import annotations
 
 from nodes.bootstrap import Report, ensure_config
-from nodes.image_map import image_for
+from nodes.images import image_for
 from nodes.platform import public_network
 from nodes.swarm import FileRef, NamedContent, ServiceDef, apply_service, client
 from sites.models import Site

@@ -16,8 +16,8 @@ from typing import Any
 from django.conf import settings
 
 from farm.errors import FarmError
+from nodes import mariadb
 from nodes.swarm import STACK_LABEL, client, translate_errors
-from sites import database
 from sites.models import ReconcileReport, Site, SiteStatus
 from sites.stack import network_name, stack_name
 
@@ -107,8 +107,8 @@ def find_drift() -> list[Finding]:
 
 def _database_findings(sites: dict[int, Site], complete: dict[int, Site]) -> list[Finding]:
     findings = []
-    schemas = set(database.site_databases())
-    users = set(database.site_users())
+    schemas = set(mariadb.site_databases())
+    users = set(mariadb.site_users())
     for name in sorted(schemas):
         site_id = int(name.split("_")[1])
         if site_id not in sites:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from nodes.capacity import SITE_SERVICES
-from nodes.image_map import SiteRuntime, image_for, site_runtime
+from nodes.images import SiteRuntime, image_for, site_runtime
 from nodes.platform import role_label
 from nodes.swarm import FileRef, Health, Mount, NamedContent, ServiceDef
 from sites.wordpress import nginx_site_conf, wp_config_php

@@ -7,7 +7,6 @@ import secrets
 import time
 from collections.abc import Callable
 
-import requests
 from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
@@ -15,8 +14,10 @@ from django.utils import timezone
 from farm.errors import FarmError
 from farm.operations import Step, StepContext
 from monitoring import prometheus
+from nodes import edge, mariadb, proxysql
 from nodes.platform import public_networks
-from sites import claims, database, dns, files, swarm_site
+from sites import claims, dns, files, swarm_site
+from sites.domains import is_local_domain
 from sites.models import LIVE_STATUSES, Site
 from sites.stack import SALT_KEYS, build_spec, salts_json
 
@@ -100,8 +101,11 @@ class Database(SiteStep):
 
     def run(self, ctx: StepContext) -> None:
         site = self.site(ctx)
-        done = database.ensure_site_database(
+        done = mariadb.ensure_site_database(
             name=site.db_name, user=site.db_user, password=site.db_password
+        )
+        done += proxysql.ensure_site_user(
+            user=site.db_user, password=site.db_password, schema=site.db_name
         )
         ctx.log("; ".join(done) or f"{site.db_name} and its user already exist")
 
@@ -110,7 +114,8 @@ class Database(SiteStep):
         if not site.db_name:
             ctx.log("No database was allocated.")
             return
-        done = database.drop_site_database(name=site.db_name, user=site.db_user)
+        done = mariadb.drop_site_database(name=site.db_name, user=site.db_user)
+        done += proxysql.remove_site_user(user=site.db_user)
         ctx.log("; ".join(done) or "nothing to drop")
 
 
@@ -200,14 +205,12 @@ class Dns(SiteStep):
         ctx.log(f"removed {removed} DNS record(s)")
 
 
-def probe_install_screen(domain: str) -> tuple[int, str]:
-    response = requests.get(
-        f"{settings.FARM_EDGE_URL}/wp-admin/install.php",
-        headers={"Host": domain},
-        timeout=15,
-        allow_redirects=False,
-    )
-    return response.status_code, response.text
+def probe_install_screen(domain: str) -> tuple[bool, str]:
+    """For edge.wait_for: does the WordPress install screen answer through Traefik?"""
+    answer = edge.get(domain, "/wp-admin/install.php", timeout=15)
+    if answer.status == 200 and all(m in answer.text for m in INSTALL_MARKERS):
+        return True, f"GET /wp-admin/install.php with Host {domain}: 200, WordPress install screen"
+    return False, f"HTTP {answer.status}: {' '.join(answer.text.split())[:160]}"
 
 
 class Reachable(SiteStep):
@@ -216,28 +219,15 @@ class Reachable(SiteStep):
 
     def run(self, ctx: StepContext) -> None:
         site = self.site(ctx)
-        deadline = time.monotonic() + settings.FARM_REACHABLE_TIMEOUT
-        last = "no answer yet"
-        while True:
-            try:
-                status, body = probe_install_screen(site.domain)
-                if status == 200 and all(m in body for m in INSTALL_MARKERS):
-                    ctx.log(
-                        f"GET /wp-admin/install.php with Host {site.domain}: 200, "
-                        "WordPress install screen"
-                    )
-                    return
-                last = f"HTTP {status}: {' '.join(body.split())[:160]}"
-            except requests.RequestException as exc:
-                last = str(exc)
-            if time.monotonic() > deadline:
-                raise FarmError(
-                    f"{site.domain} did not show the install screen through "
-                    f"Traefik within {settings.FARM_REACHABLE_TIMEOUT} s ({last})",
-                    retryable=True,
-                )
-            ctx.check_cancelled()
-            time.sleep(1)
+        ctx.log(
+            edge.wait_for(
+                lambda: probe_install_screen(site.domain),
+                timeout_s=settings.FARM_REACHABLE_TIMEOUT,
+                what=f"{site.domain} did not show the install screen through "
+                f"Traefik within {settings.FARM_REACHABLE_TIMEOUT} s",
+                check_cancelled=ctx.check_cancelled,
+            )
+        )
 
 
 class Monitoring(SiteStep):
@@ -247,7 +237,10 @@ class Monitoring(SiteStep):
     def run(self, ctx: StepContext) -> None:
         site = self.site(ctx)
         written = prometheus.write_site_target(
-            site_id=site.pk, domain=site.domain, tenant=site.tenant.slug
+            site_id=site.pk,
+            domain=site.domain,
+            tenant=site.tenant.slug,
+            via_edge=is_local_domain(site.domain),
         )
         ctx.log(f"{'wrote' if written else 'kept'} {prometheus.target_file(site.pk).name}")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from nodes import edge
+from sites.models import Site, SiteStatus
 from sites.reconcile import run_reconcile
 
 
@@ -13,21 +15,11 @@ def reconcile_sites() -> str:
 def run_wordpress_cron() -> str:
     """Call every active site's wp-cron.php through Traefik (WordPress's page-view cron
     is off: DISABLE_WP_CRON), so scheduled posts and jobs run on time."""
-    import requests
-    from django.conf import settings
-
-    from sites.models import Site, SiteStatus
-
     failed = 0
     domains = list(Site.objects.filter(status=SiteStatus.ACTIVE).values_list("domain", flat=True))
     for domain in domains:
         try:
-            requests.get(
-                f"{settings.FARM_EDGE_URL}/wp-cron.php",
-                headers={"Host": domain},
-                timeout=30,
-                allow_redirects=False,
-            )
-        except requests.RequestException:
+            edge.get(domain, "/wp-cron.php", timeout=30)
+        except edge.EdgeError:
             failed += 1
     return f"{len(domains) - failed} of {len(domains)} sites"

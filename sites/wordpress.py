@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from nodes.image_map import SiteRuntime
+from nodes.images import SiteRuntime
 from sites.domains import DOMAIN_PATTERN
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from backups import restic
-from sites.database import Endpoint, connect
+from nodes.mariadb import Endpoint, connect
 from tests.fakes.s3 import ACCESS_KEY, REGION, SECRET_KEY, moto_server
 
 MARIADB = Endpoint("127.0.0.1", 3306, "root", "")

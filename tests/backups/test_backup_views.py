@@ -29,7 +29,6 @@ from backups.models import (
     RestoreStatus,
     RestoreTarget,
 )
-from backups.verify import http_ok
 from farm.models import Operation, OperationStatus
 from monitoring.models import Alert, AlertStatus
 from sites.models import Site, SiteStatus
@@ -364,13 +363,3 @@ def test_drills_restore_a_sample_of_active_sites_beside(
     assert drill.site == site and drill.is_drill and drill.requested_by is None
     assert drill.target == RestoreTarget.BESIDE and drill.scope == RestoreScope.BOTH
     assert drill.operation is not None and drill.operation.kind == "restore.drill"
-
-
-@pytest.mark.parametrize(
-    ("status", "ok"),
-    [(200, True), (302, True), (401, True), (404, False), (502, False), (0, False)],
-)
-def test_a_restored_site_must_answer_as_a_site_not_with_traefiks_404(status, ok):
-    """404 is what Traefik answers for a host it has no route to (yet): a restore
-    verified on it would be verified without the site."""
-    assert http_ok(status) is ok

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from backups import dumps, restic
+from backups import restic
 from backups.dumps import (
     RestoreFailed,
     SiteDbDump,
     consistent_db_backup,
-    db_stats,
     dump_completed,
     physical_backup_producer,
     restore_db,
@@ -26,7 +25,7 @@ from backups.dumps import (
 from backups.restic import DumpFailed, ResticError
 from backups.streams import SubprocessProducer
 from farm.errors import FarmError
-from sites.database import DatabaseError, Endpoint, connect
+from nodes.mariadb import DatabaseError, Endpoint, connect, schema_fingerprint
 from tests.backups.conftest import (
     checksum_tables,
     fill_big,
@@ -73,7 +72,7 @@ def test_a_restored_database_matches_the_manifest_and_checksum_table(
     restored = schemas(create=False)
     restore_db(repo, summary.snapshot_id, f"{sample_schema}.sql", mariadb, restored)
 
-    assert db_stats(mariadb, restored) == manifest
+    assert schema_fingerprint(mariadb, restored) == manifest
     assert checksum_tables(mariadb, restored) == checksum_tables(mariadb, sample_schema)
     # The view, trigger and procedure came along, and work under the new name.
     assert sql(mariadb, f"SELECT COUNT(*) FROM `{restored}`.titles") == [(4,)]
@@ -83,10 +82,10 @@ def test_a_restored_database_matches_the_manifest_and_checksum_table(
 
 
 def test_the_manifest_notices_a_changed_value(mariadb, sample_schema):
-    before = db_stats(mariadb, sample_schema)
+    before = schema_fingerprint(mariadb, sample_schema)
     sql(mariadb, f"UPDATE `{sample_schema}`.wp_media SET data = '' WHERE id = 3")  # NULL -> ''
 
-    after = db_stats(mariadb, sample_schema)
+    after = schema_fingerprint(mariadb, sample_schema)
 
     assert after["wp_media"]["rows"] == before["wp_media"]["rows"]
     assert after["wp_media"]["crc"] != before["wp_media"]["crc"]
@@ -137,7 +136,7 @@ def test_a_backup_taken_while_the_site_writes_restores_exactly_its_manifest(
     assert max(written) < 3, "writes may wait for the global read lock only briefly"
     restored = schemas(create=False)
     restore_db(local_repo, summary.snapshot_id, "orders.sql", mariadb, restored)
-    assert db_stats(mariadb, restored) == manifest
+    assert schema_fingerprint(mariadb, restored) == manifest
     orphans = sql(
         mariadb,
         f"SELECT COUNT(*) FROM `{restored}`.orders o LEFT JOIN `{restored}`.items i "
@@ -344,7 +343,7 @@ def test_a_backup_whose_manifest_fails_is_not_kept(mariadb, sample_schema, local
         time.sleep(3)  # the small dump is in the repository by now
         raise DatabaseError("checksumming failed")
 
-    monkeypatch.setattr(dumps, "_table_checksums", fail_after_the_dump_is_stored)
+    monkeypatch.setattr("nodes.mariadb.table_fingerprint", fail_after_the_dump_is_stored)
 
     with pytest.raises(DatabaseError, match="checksumming failed"):
         consistent_db_backup(mariadb, sample_schema, local_repo, tags=TAGS, filename="db.sql")
@@ -357,13 +356,13 @@ def test_restoring_a_snapshot_without_the_dump_touches_nothing(mariadb, sample_s
     summary, _ = consistent_db_backup(
         mariadb, sample_schema, local_repo, tags=TAGS, filename="db.sql"
     )
-    before = db_stats(mariadb, sample_schema)
+    before = schema_fingerprint(mariadb, sample_schema)
 
     with pytest.raises(ResticError) as caught:
         restore_db(local_repo, summary.snapshot_id, "other.sql", mariadb, sample_schema)
 
     assert caught.value.kind == "not_found"
-    assert db_stats(mariadb, sample_schema) == before
+    assert schema_fingerprint(mariadb, sample_schema) == before
 
 
 def test_a_dump_mariadb_refuses_fails_the_restore_with_its_words(mariadb, schemas, local_repo):

@@ -17,11 +17,13 @@ from backups.models import Backup, BackupStatus, Restore, RestoreStatus
 from farm.models import Operation, Tenant, User
 from farm.operations import roll_back_operation
 from farm.runner import run_operation
+from nodes import mariadb
 from nodes.inventory import sync_nodes
-from sites import database, files
+from sites import files
 from sites import services as site_services
 from sites.models import Site, SiteStatus
 from sites.swarm_site import remove_stack
+from tests.backups.conftest import checksum_tables
 from tests.fakes.s3 import ACCESS_KEY, REGION, SECRET_KEY, moto_server
 from tests.support.farm import ensure_farm
 
@@ -45,7 +47,7 @@ def made() -> Iterator[list[int]]:
     site_ids += [p for p in previews.values_list("preview_site_id", flat=True) if p]
     for site_id in site_ids:
         remove_stack(site_id, lambda m: None)
-        database.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
+        mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
         files.remove_site_files(site_id)
 
 
@@ -99,7 +101,7 @@ def install_wordpress(site: Site) -> None:
 
 
 def sql(site: Site, statement: str, params: tuple = ()) -> None:
-    with database.connect(database.admin_endpoint(), what="test") as conn, conn.cursor() as cur:
+    with mariadb.connect(mariadb.admin_endpoint(), what="test") as conn, conn.cursor() as cur:
         cur.execute(f"USE `{site.db_name}`")
         cur.execute(statement, params)
 
@@ -124,8 +126,9 @@ def add_upload(site: Site, name: str, content: bytes) -> Path:
 
 
 def state_of(site: Site) -> tuple[dict, dict]:
-    """Row count and CHECKSUM TABLE of every table; sha256 of every file."""
-    tables = database.table_stats(site.db_name)
+    """CHECKSUM TABLE of every table (MariaDB's own, not the manifest's fingerprint);
+    sha256 of every file."""
+    tables = checksum_tables(mariadb.admin_endpoint(), site.db_name)
     root = files.site_path(site.pk)
     hashes = {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -300,6 +303,6 @@ def test_a_drill_restores_beside_verifies_measures_and_removes_the_preview(repo_
     assert drill.rto_seconds is not None and 0 < drill.rto_seconds < 3600
     preview = drill.preview_site
     assert preview is not None and preview.status == SiteStatus.DELETED
-    assert not database.database_exists(preview.db_name)
+    assert not mariadb.database_exists(preview.db_name)
     assert not files.site_path(preview.pk).exists()
     assert Backup.objects.filter(site=site, kind=BackupKind.DB).exists()

@@ -28,6 +28,7 @@ from backups.models import Backup, Restore, RestoreScope, RestoreTarget
 from backups.restore_steps import RemovePreview, RestoreFiles, aside_dir
 from farm.models import Operation
 from farm.operations import StepContext, get_kind, start_operation
+from nodes import edge
 from sites import files
 from sites.models import Site, SiteStatus
 from tests.support.planted import KINDS, Outside, plant
@@ -114,13 +115,13 @@ def listing(top: Path) -> dict[str, str]:
 
 
 def files_report(restore: Restore, monkeypatch) -> dict[str, Any]:
-    monkeypatch.setattr(verify.requests, "get", _no_http)
+    monkeypatch.setattr(edge, "get", _no_http)
     report: dict[str, Any] = verify.verify_restore(restore)["files"]
     return report
 
 
 def _no_http(*args: object, **kwargs: object) -> None:
-    raise verify.requests.ConnectionError("no edge in this test")
+    raise edge.EdgeError("no edge in this test")
 
 
 # -- item 1: links the site planted ------------------------------------------------------
@@ -227,7 +228,7 @@ def test_item_1_a_drill_removes_its_preview_without_following_planted_links(
 ):
     removed: list[int] = []
     monkeypatch.setattr("sites.swarm_site.remove_stack", lambda pk, log: removed.append(pk))
-    monkeypatch.setattr("sites.database.drop_site_database", lambda **kw: [])
+    monkeypatch.setattr("nodes.mariadb.drop_site_database", lambda **kw: [])
     preview = Site.objects.create(
         tenant=site.tenant, domain="restore-1-abc.localhost", status=SiteStatus.RESTORING
     )

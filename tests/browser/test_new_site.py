@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from farm.models import Tenant, User
+from nodes import mariadb
 from nodes.inventory import sync_nodes
-from sites import database, files
+from sites import files
 from sites.models import Site
 from sites.swarm_site import remove_stack
 from tests.browser.conftest import log_in, screenshot
@@ -83,5 +84,5 @@ def test_new_site_from_the_browser_to_the_install_screen(page, live_server, tmp_
         kill_group(worker)
         if site_id is not None:
             remove_stack(site_id, lambda m: None)
-            database.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
+            mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
             files.remove_site_files(site_id)

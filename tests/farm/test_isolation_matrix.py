@@ -375,7 +375,7 @@ def _nothing_leaves_the_panel() -> Iterator[None]:
     forbidden = mock.Mock(side_effect=AssertionError("a page reached an external system"))
     with (
         mock.patch("nodes.swarm.client", forbidden),
-        mock.patch("sites.database.connect", forbidden),
+        mock.patch("nodes.mariadb.connect", forbidden),
         mock.patch("backups.restic.snapshots", forbidden),
         mock.patch("sites.swarm_site.stack_state", return_value=[]),
         mock.patch("sites.reconcile.find_drift", return_value=[]),

@@ -22,7 +22,7 @@ from monitoring.alerts import raise_alert
 from monitoring.models import Alert, AlertStatus
 from nodes import platform
 from nodes.bootstrap import Report, ensure_config
-from nodes.image_map import image_for
+from nodes.images import image_for
 from nodes.swarm import (
     FileRef,
     NamedContent,
@@ -152,7 +152,9 @@ def test_item18_a_new_site_on_its_install_screen_is_up_and_a_route_with_nothing_
             apply_service(cli, sdef)
         wait_converged(cli, [installing.name, nothing_behind.name], timeout_s=120)
         for site_id, domain in targets.values():
-            prometheus.write_site_target(site_id=site_id, domain=domain, tenant="test")
+            prometheus.write_site_target(
+                site_id=site_id, domain=domain, tenant="test", via_edge=True
+            )
         # file_sd is re-read every 30 s, targets are scraped every 15 s.
         deadline = time.monotonic() + 150
         seen: dict[str, dict[str, str]] = {}

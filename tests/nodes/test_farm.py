@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from nodes import platform
 from nodes.bootstrap import farm_down, farm_up, secret_value
-from nodes.image_map import image_for
+from nodes.images import image_for
 from nodes.inventory import sync_nodes
 from nodes.models import Node
 from nodes.swarm import (

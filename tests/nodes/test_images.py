@@ -27,10 +27,10 @@ import pytest
 from docker.models.containers import Container
 
 from nodes import images
-from nodes.imagebuild import aptsources
-from nodes.imagebuild import recipes as recipes_module
-from nodes.imagebuild.debian import RootfsBuilder
 from nodes.images import ROLES, BuildReport, ImageBuildError, build_images, local_image_map
+from nodes.images.builder import aptsources
+from nodes.images.builder import recipes as recipes_module
+from nodes.images.builder.debian import RootfsBuilder
 
 # Exercises an external system through its module; the panel database plays no part.
 pytestmark = pytest.mark.external

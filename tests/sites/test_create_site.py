@@ -220,7 +220,7 @@ def test_hostile_input_is_refused_on_the_field_or_normalised_and_reaches_nothing
     forbidden = mock.Mock(side_effect=AssertionError("reached an external system"))
     with (
         mock.patch("nodes.swarm.client", forbidden),
-        mock.patch("sites.database.connect", forbidden),
+        mock.patch("nodes.mariadb.connect", forbidden),
         mock.patch("sites.files.ensure_site_files", forbidden),
         mock.patch("django_q.tasks.async_task"),
     ):

@@ -17,10 +17,11 @@ from farm.operations import roll_back_operation
 from farm.runner import run_operation
 from farm.schedules import ensure_schedules
 from monitoring import prometheus
+from nodes import mariadb
 from nodes.bootstrap import farm_down
 from nodes.inventory import sync_nodes
 from nodes.swarm import STACK_LABEL, client
-from sites import database, files, services
+from sites import files, services
 from sites.models import Site, SiteStatus
 from sites.reconcile import find_drift
 from sites.stack import network_name, stack_name
@@ -53,7 +54,7 @@ def cleanup() -> Iterator[list[int]]:
     yield site_ids
     for site_id in site_ids:
         remove_stack(site_id, lambda m: None)
-        database.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
+        mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
         files.remove_site_files(site_id)
         prometheus.remove_site_target(site_id)
 
@@ -238,7 +239,7 @@ def test_a_worker_killed_in_the_swarm_step_resumes_to_one_of_everything(
     assert objects["networks"] == [network_name(site.pk)]
     assert objects["services"] == [f"{site.stack_name}_{s}" for s in ("nginx", "php", "redis")]
     assert len(objects["secrets"]) == 2 and len(objects["configs"]) == 2
-    assert [d for d in database.site_databases() if d == site.db_name] == [site.db_name]
+    assert [d for d in mariadb.site_databases() if d == site.db_name] == [site.db_name]
     assert install_screen(site.domain).status_code == 200
 
 
@@ -273,8 +274,8 @@ def test_roll_back_after_failing_at_reachable_leaves_nothing_anywhere(
             "secrets": [],
             "configs": [],
         }
-        assert not database.database_exists(site.db_name)
-        assert not database.user_exists(site.db_user)
+        assert not mariadb.database_exists(site.db_name)
+        assert not mariadb.user_exists(site.db_user)
         assert cloudflare.records_named(domain) == []
         assert not files.site_path(site.pk).exists()
         assert not prometheus.target_file(site.pk).exists()
@@ -333,14 +334,14 @@ def test_delete_removes_everything_but_files_and_reconcile_finds_drift_and_repai
     gone.refresh_from_db()
     assert gone.status == SiteStatus.DELETED
     assert stack_objects(gone.pk)["services"] == []
-    assert not database.database_exists(gone.db_name)
+    assert not mariadb.database_exists(gone.db_name)
     assert files.site_path(gone.pk).exists(), "files are kept unless purged"
     assert find_drift() == [], "kept files of a deleted site are not orphans"
 
     # An orphan: a database nobody owns.
-    database.ensure_site_database(name="wp_99999", user="wp_99999", password="x" * 20)
+    mariadb.ensure_site_database(name="wp_99999", user="wp_99999", password="x" * 20)
     try:
         orphans = [f.what for f in find_drift() if f.kind == "orphan"]
         assert "database wp_99999" in orphans and "database user wp_99999" in orphans
     finally:
-        database.drop_site_database(name="wp_99999", user="wp_99999")
+        mariadb.drop_site_database(name="wp_99999", user="wp_99999")

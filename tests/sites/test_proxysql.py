@@ -1,4 +1,4 @@
-"""ProxySQL users: the real sites.database functions against a fake of ProxySQL's admin port."""
+"""ProxySQL users: the real nodes.proxysql functions against a fake of ProxySQL's admin port."""
 
 from __future__ import annotations
 
@@ -8,14 +8,8 @@ from typing import Any
 import MySQLdb
 import pytest
 
-from sites.database import (
-    DatabaseError,
-    Endpoint,
-    proxysql_add_user,
-    proxysql_endpoint,
-    proxysql_remove_user,
-    proxysql_users,
-)
+from nodes.mariadb import DatabaseError, Endpoint
+from nodes.proxysql import add_user, admin_endpoint, remove_user, users
 from tests.fakes.proxysql import FakeProxySQLAdmin, native_password_hash, running_fake_proxysql
 
 # Exercises an external system through its module; the panel database plays no part.
@@ -51,7 +45,7 @@ def all_layers(fake: FakeProxySQLAdmin) -> list[list[dict[str, Any]]]:
 
 
 def test_add_user_puts_it_in_config_runtime_and_disk(proxysql: FakeProxySQLAdmin) -> None:
-    done = proxysql_add_user(endpoint_for(proxysql), user="wp_7", password="pw-7", schema="wp_7")
+    done = add_user(endpoint_for(proxysql), user="wp_7", password="pw-7", schema="wp_7")
 
     assert done == ["added ProxySQL user wp_7"]
     config = proxysql.mysql_users()
@@ -85,11 +79,11 @@ def test_add_user_puts_it_in_config_runtime_and_disk(proxysql: FakeProxySQLAdmin
 
 def test_adding_the_same_user_again_changes_nothing(proxysql: FakeProxySQLAdmin) -> None:
     endpoint = endpoint_for(proxysql)
-    proxysql_add_user(endpoint, user="wp_7", password="pw-7", schema="wp_7")
+    add_user(endpoint, user="wp_7", password="pw-7", schema="wp_7")
     layers = all_layers(proxysql)
     seen = len(proxysql.statements)
 
-    assert proxysql_add_user(endpoint, user="wp_7", password="pw-7", schema="wp_7") == []
+    assert add_user(endpoint, user="wp_7", password="pw-7", schema="wp_7") == []
 
     sent = proxysql.statements[seen:]
     assert changes_in(sent) == []
@@ -98,9 +92,9 @@ def test_adding_the_same_user_again_changes_nothing(proxysql: FakeProxySQLAdmin)
 
 def test_a_new_password_reaches_config_runtime_and_disk(proxysql: FakeProxySQLAdmin) -> None:
     endpoint = endpoint_for(proxysql)
-    proxysql_add_user(endpoint, user="wp_7", password="old-pw", schema="wp_7")
+    add_user(endpoint, user="wp_7", password="old-pw", schema="wp_7")
 
-    done = proxysql_add_user(endpoint, user="wp_7", password="new-pw", schema="wp_7")
+    done = add_user(endpoint, user="wp_7", password="new-pw", schema="wp_7")
 
     assert done == ["updated ProxySQL user wp_7"]
     assert [row["password"] for row in proxysql.mysql_users()] == ["new-pw"]
@@ -117,39 +111,39 @@ def test_a_password_with_quotes_backslashes_and_accents_arrives_intact(
     awkward = "it's a \\ pässwörd'\\"
     endpoint = endpoint_for(proxysql)
 
-    proxysql_add_user(endpoint, user="wp_7", password=awkward, schema="wp_7")
+    add_user(endpoint, user="wp_7", password=awkward, schema="wp_7")
 
     assert [row["password"] for row in proxysql.mysql_users()] == [awkward]
-    assert proxysql_add_user(endpoint, user="wp_7", password=awkward, schema="wp_7") == []
+    assert add_user(endpoint, user="wp_7", password=awkward, schema="wp_7") == []
 
 
 def test_remove_user_clears_every_layer_and_is_idempotent(proxysql: FakeProxySQLAdmin) -> None:
     endpoint = endpoint_for(proxysql)
-    proxysql_add_user(endpoint, user="wp_7", password="pw-7", schema="wp_7")
-    proxysql_add_user(endpoint, user="wp_8", password="pw-8", schema="wp_8")
+    add_user(endpoint, user="wp_7", password="pw-7", schema="wp_7")
+    add_user(endpoint, user="wp_8", password="pw-8", schema="wp_8")
 
-    assert proxysql_remove_user(endpoint, user="wp_7") == ["removed ProxySQL user wp_7"]
+    assert remove_user(endpoint, user="wp_7") == ["removed ProxySQL user wp_7"]
     for layer in all_layers(proxysql):
         assert {row["username"] for row in layer} == {"wp_8"}
 
     seen = len(proxysql.statements)
-    assert proxysql_remove_user(endpoint, user="wp_7") == []
+    assert remove_user(endpoint, user="wp_7") == []
     assert changes_in(proxysql.statements[seen:]) == []
 
 
 def test_proxysql_users_lists_the_configured_users(proxysql: FakeProxySQLAdmin) -> None:
     endpoint = endpoint_for(proxysql)
-    assert proxysql_users(endpoint) == []
+    assert users(endpoint) == []
 
-    proxysql_add_user(endpoint, user="wp_9", password="pw-9", schema="wp_9")
-    proxysql_add_user(endpoint, user="wp_10", password="pw-10", schema="wp_10")
+    add_user(endpoint, user="wp_9", password="pw-9", schema="wp_9")
+    add_user(endpoint, user="wp_10", password="pw-10", schema="wp_10")
 
-    assert proxysql_users(endpoint) == ["wp_10", "wp_9"]
+    assert users(endpoint) == ["wp_10", "wp_9"]
 
 
 def test_a_wrong_admin_password_is_a_clear_final_error(proxysql: FakeProxySQLAdmin) -> None:
     with pytest.raises(DatabaseError) as raised:
-        proxysql_users(endpoint_for(proxysql, password="wrong"))
+        users(endpoint_for(proxysql, password="wrong"))
 
     assert str(raised.value) == (
         f"Connecting to ProxySQL admin at 127.0.0.1:{proxysql.port}: ProxySQL Error: "
@@ -162,7 +156,7 @@ def test_a_wrong_admin_password_is_a_clear_final_error(proxysql: FakeProxySQLAdm
 def test_a_failed_load_to_runtime_is_an_error_and_nothing_is_saved() -> None:
     with running_fake_proxysql(password=ADMIN_PASSWORD, fail_load_to_runtime=True) as fake:
         with pytest.raises(DatabaseError) as raised:
-            proxysql_add_user(endpoint_for(fake), user="wp_7", password="pw-7", schema="wp_7")
+            add_user(endpoint_for(fake), user="wp_7", password="pw-7", schema="wp_7")
 
         assert str(raised.value).startswith("ProxySQL admin: ProxySQL Admin Error: ")
         assert str(raised.value).endswith("(error 1045)")
@@ -175,10 +169,10 @@ def test_retrying_after_a_failed_load_reaches_runtime() -> None:
     with running_fake_proxysql(password=ADMIN_PASSWORD, fail_load_to_runtime=True) as fake:
         endpoint = endpoint_for(fake)
         with pytest.raises(DatabaseError):
-            proxysql_add_user(endpoint, user="wp_7", password="pw-7", schema="wp_7")
+            add_user(endpoint, user="wp_7", password="pw-7", schema="wp_7")
         fake.fail_load_to_runtime = False
 
-        proxysql_add_user(endpoint, user="wp_7", password="pw-7", schema="wp_7")
+        add_user(endpoint, user="wp_7", password="pw-7", schema="wp_7")
 
         assert [row["username"] for row in fake.runtime_mysql_users()] == ["wp_7", "wp_7"]
 
@@ -228,4 +222,4 @@ def test_the_fake_url_is_what_proxysql_endpoint_reads(
 ) -> None:
     settings.PROXYSQL_ADMIN_URL = proxysql.url
 
-    assert proxysql_endpoint() == endpoint_for(proxysql)
+    assert admin_endpoint() == endpoint_for(proxysql)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from nodes.bootstrap import Report, farm_up
-from nodes.image_map import image_for
+from nodes.images import image_for
 from nodes.swarm import client, engine_status
 
 _last_up: Report | None = None

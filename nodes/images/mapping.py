@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from nodes.images.build import local_image_map
+
 UPSTREAM_IMAGES: dict[str, str] = {
     "wordpress": "wordpress:6.8-php8.2-fpm",
     "nginx": "nginx:1.27-alpine",
@@ -26,12 +28,7 @@ UPSTREAM_IMAGES: dict[str, str] = {
 
 
 def image_map() -> dict[str, str]:
-    if settings.FARM_IMAGES == "local":
-        from nodes.images import local_image_map
-
-        images = dict(local_image_map())
-    else:
-        images = dict(UPSTREAM_IMAGES)
+    images = dict(local_image_map() if settings.FARM_IMAGES == "local" else UPSTREAM_IMAGES)
     images.update(settings.FARM_IMAGE_OVERRIDES)
     return images
 

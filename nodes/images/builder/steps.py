@@ -24,11 +24,11 @@ import docker
 import docker.errors
 from docker.models.images import Image
 
-from nodes.imagebuild import aptsources, debian
-from nodes.imagebuild.errors import ImageBuildError
-from nodes.imagebuild.recipes import ImageRecipe, base_recipe
-from nodes.imagebuild.system import remove_tree
-from nodes.imagebuild.traefik import fetch_traefik_binary
+from nodes.images.builder import aptsources, debian
+from nodes.images.builder.errors import ImageBuildError
+from nodes.images.builder.recipes import ImageRecipe, base_recipe
+from nodes.images.builder.system import remove_tree
+from nodes.images.builder.traefik import fetch_traefik_binary
 
 Progress = Callable[[str], None]
 
@@ -198,7 +198,7 @@ class Build:
     def _docker_build(
         self, recipe: ImageRecipe, buildargs: dict[str, str], extra_files: Iterable[Path] = ()
     ) -> Image:
-        self.progress(f"{recipe.role}: docker build from nodes/imagebuild/{recipe.role}/")
+        self.progress(f"{recipe.role}: docker build from nodes/images/builder/{recipe.role}/")
         with tempfile.TemporaryDirectory(prefix=f"farm-ctx-{recipe.role}-") as context:
             # The context is written from the recipe's bytes: what is hashed is what is built.
             for item in recipe.files:

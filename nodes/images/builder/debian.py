@@ -19,10 +19,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodes.imagebuild.aptsources import AptSource, deb822, host_check_valid_until
-from nodes.imagebuild.errors import ImageBuildError
-from nodes.imagebuild.recipes import LOCAL_DEBS_DIR, BaseRecipe, ImageRecipe
-from nodes.imagebuild.system import bind_mounts, in_chroot, remove_tree, run
+from nodes.images.builder.aptsources import AptSource, deb822, host_check_valid_until
+from nodes.images.builder.errors import ImageBuildError
+from nodes.images.builder.recipes import LOCAL_DEBS_DIR, BaseRecipe, ImageRecipe
+from nodes.images.builder.system import bind_mounts, in_chroot, remove_tree, run
 
 Progress = Callable[[str], None]
 

@@ -4,7 +4,7 @@ Each image is built from Debian packages: ``debootstrap --variant=minbase``
 once into a cache (keyed by the hash of its inputs), then per image a copy of
 that rootfs gets its packages with ``chroot apt-get install``, is cleaned,
 ``docker import``-ed, and a small ``docker build`` from
-``nodes/imagebuild/<role>/`` adds config files and the image metadata. Two
+``nodes/images/builder/<role>/`` adds config files and the image metadata. Two
 images are built at a time (FARM_IMAGE_BUILD_JOBS), one build per cache
 folder at a time (a file lock).
 Tags are content hashes (``farm/<role>:<12 hex>``) of everything that defines
@@ -106,10 +106,10 @@ import docker
 import docker.errors
 from docker.models.images import Image
 
-from nodes.imagebuild import aptsources
-from nodes.imagebuild.builder import Build, ImageOutcome, image_size
-from nodes.imagebuild.errors import ImageBuildError
-from nodes.imagebuild.recipes import ImageRecipe, make_recipes
+from nodes.images.builder import aptsources
+from nodes.images.builder.errors import ImageBuildError
+from nodes.images.builder.recipes import ImageRecipe, make_recipes
+from nodes.images.builder.steps import Build, ImageOutcome, image_size
 
 __all__ = [
     "ROLES",
@@ -181,7 +181,7 @@ def default_cache_dir() -> Path:
     configured = os.environ.get("FARM_IMAGE_CACHE_DIR", "").strip()
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parent.parent / "var" / "cache" / "images"
+    return Path(__file__).resolve().parents[2] / "var" / "cache" / "images"
 
 
 def build_images(

@@ -1,7 +1,7 @@
 """What each farm image is made of, and the content hash that names it.
 
 A recipe holds everything that defines an image: its Debian packages, the
-bytes of its build context (``nodes/imagebuild/<role>/``), the Debian suite,
+bytes of its build context (``nodes/images/builder/<role>/``), the Debian suite,
 the base rootfs recipe and the builder version. ``content_tag()`` hashes all
 of it, so an unchanged recipe maps to an image that is already present and
 a changed one to a new tag. Reading recipes touches no network and no Docker.
@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodes.imagebuild.errors import ImageBuildError
+from nodes.images.builder.errors import ImageBuildError
 
 # Bump when the build procedure changes in a way that changes the images.
 BUILDER_VERSION = "1"

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodes.imagebuild.errors import ImageBuildError
-from nodes.imagebuild.recipes import SUPPORTED_SUITES
+from nodes.images.builder.errors import ImageBuildError
+from nodes.images.builder.recipes import SUPPORTED_SUITES
 
 DEBIAN_CODENAMES = ("buster", "bullseye", "bookworm", "trixie", "forky", "sid")
 

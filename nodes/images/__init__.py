@@ -1,0 +1,54 @@
+"""The farm's container images: which image each role runs, and the offline builder.
+
+- ``mapping.py``: the image map. ``image_for(role)`` is what a stack or platform
+  service runs (our local builds, the upstream images, or an override), and
+  ``site_runtime(key)`` is a PHP/WordPress runtime a site can choose.
+- ``build.py``: ``build_images()``, which builds the local images that are missing
+  (its docstring holds each image's contract), and ``local_image_map()``, their
+  content tags, computed without Docker.
+- ``builder/``: how one image is built (recipes and their hashes, debootstrap and
+  chroot, the build schedule) and the ``<role>/`` build contexts; see its README.
+
+This ``__init__`` is the package's API: code outside ``nodes.images`` imports from
+here, never from its modules (an import-linter contract checks it).
+"""
+
+from __future__ import annotations
+
+from nodes.images.build import (
+    ROLES,
+    BuildReport,
+    ImageBuildError,
+    ImageOutcome,
+    ImageRecipe,
+    build_images,
+    default_cache_dir,
+    local_image_map,
+    recipes,
+)
+from nodes.images.mapping import (
+    UPSTREAM_IMAGES,
+    SiteRuntime,
+    image_for,
+    image_map,
+    site_runtime,
+    site_runtimes,
+)
+
+__all__ = [
+    "ROLES",
+    "UPSTREAM_IMAGES",
+    "BuildReport",
+    "ImageBuildError",
+    "ImageOutcome",
+    "ImageRecipe",
+    "SiteRuntime",
+    "build_images",
+    "default_cache_dir",
+    "image_for",
+    "image_map",
+    "local_image_map",
+    "recipes",
+    "site_runtime",
+    "site_runtimes",
+]
