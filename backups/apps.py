@@ -2,20 +2,18 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from farm.env import app_setting
-
 
 class BackupsConfig(AppConfig):
     name = "backups"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # backup_settings: importing it here makes a bad value stop the start-up;
-        # operations: registers the backup operation kinds.
-        from backups import backup_settings, operations  # noqa: F401
+        # restic and mariadb: importing them here makes a bad setting of theirs stop
+        # the start-up, and registers the cluster backup kind (backups.mariadb).
+        from backups import mariadb, restic  # noqa: F401
 
-        name, _ = backup_settings.LONGEST_SUBPROCESS_TIMEOUT
-        check_queue_outlasts(name, int(app_setting(name, backup_settings)))
+        name, _ = restic.LONGEST_SUBPROCESS_TIMEOUT
+        check_queue_outlasts(name, int(restic.setting(name)))
 
 
 def check_queue_outlasts(name: str, seconds: int) -> None:

@@ -1,24 +1,25 @@
-"""Backup pages: the list, the RPO ledger, restores with their RTO clock, drills, checks."""
+"""Backup pages that show backups' own rows: the list, a backup, restores with their RTO
+clock, drills (with a small server-rendered SVG chart of their RTOs: no JavaScript),
+checks. The pages that act on a site (back up now, the RPO ledger, the
+restore wizard, switch) are sites' (``sites.views.backups``, ``sites.views.restore``)."""
 
 from __future__ import annotations
 
-from django.contrib import messages
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
-from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
-from backups import rpo, services
-from backups.charts import rto_chart
-from backups.models import RPO_TARGET, RTO_TARGET, Backup, RepositoryCheck, Restore
+from backups.models import RTO_TARGET, Backup, RepositoryCheck, Restore
 from farm.decorators import operator_required
-from farm.errors import FarmError
 from farm.http import AuthedRequest
-from farm.shortcuts import get_for_user, require_change
-from sites.models import Site
+from farm.shortcuts import get_for_user
 
 
 @login_required
@@ -58,58 +59,6 @@ def backup_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
-def back_up_now(request: AuthedRequest, site_id: int) -> HttpResponse:
-    site = get_for_user(Site, request.user, pk=site_id)
-    require_change(request.user, site.tenant_id)
-    try:
-        services.back_up_now(site=site, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Backing {site.display_domain} up now.")
-    return redirect("site_detail", pk=site.pk)
-
-
-@login_required
-@require_GET
-def rpo_ledger(request: AuthedRequest) -> HttpResponse:
-    sites = rpo.live_sites(request.user)
-    error = ""
-    # Reading the repository again runs `restic snapshots` over the whole farm's
-    # repository: operators only. Everyone else gets the ledger as last cached.
-    can_refresh = request.user.is_staff
-    try:
-        rows = rpo.ledger(sites, fresh=can_refresh and request.GET.get("refresh") == "1")
-    except FarmError as exc:
-        rows, error = [], exc.message
-    rows.sort(key=lambda r: (not r.breached, RPO_TARGET if r.time_left is None else r.time_left))
-    return TemplateResponse(
-        request,
-        "backups/rpo.html",
-        {
-            "rows": rows,
-            "error": error,
-            "rpo_hours": RPO_TARGET.total_seconds() / 3600,
-            "breached": sum(r.breached for r in rows),
-            "can_refresh": can_refresh,
-        },
-    )
-
-
-@login_required
-@require_GET
-def rpo_badge(request: AuthedRequest, site_id: int) -> HttpResponse:
-    site = get_for_user(Site, request.user, pk=site_id)
-    try:
-        row = rpo.ledger([site])[0]
-        error = ""
-    except FarmError as exc:
-        row, error = None, exc.message
-    return TemplateResponse(request, "backups/_rpo_badge.html", {"row": row, "error": error})
-
-
-@login_required
 @require_GET
 def restore_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     restore = get_for_user(Restore, request.user, pk=pk)
@@ -127,20 +76,6 @@ def restore_detail(request: AuthedRequest, pk: int) -> HttpResponse:
             response.status_code = HttpResponseStopPolling.status_code
         return response
     return TemplateResponse(request, "backups/restore_detail.html", context)
-
-
-@login_required
-@require_POST
-def restore_switch(request: AuthedRequest, pk: int) -> HttpResponse:
-    restore = get_for_user(Restore, request.user, pk=pk)
-    require_change(request.user, restore.site.tenant_id)
-    try:
-        services.switch_to_preview(restore=restore, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Switching {restore.site.display_domain} to the preview.")
-    return redirect("restore_detail", pk=restore.pk)
 
 
 @login_required
@@ -170,4 +105,63 @@ def repository(request: AuthedRequest) -> HttpResponse:
             "checks": RepositoryCheck.objects.all()[:30],
             "cluster_backups": Backup.objects.filter(kind=Backup.Kind.CLUSTER)[:30],
         },
+    )
+
+
+# -- the drills' chart --------------------------------------------------------------
+
+WIDTH, HEIGHT, PAD = 640, 220, 36
+
+
+def rto_chart(restores: list[Restore], target: timedelta) -> SafeString:
+    """Bars of measured RTO (minutes) per drill, oldest first, with the target as a line."""
+    measured = [r for r in restores if r.rto_seconds is not None]
+    if not measured:
+        return mark_safe('<p class="muted">No drill has finished yet.</p>')
+    target_min = target.total_seconds() / 60
+    top = max(target_min * 1.2, max(r.rto_seconds or 0 for r in measured) / 60 * 1.1)
+    plot_w, plot_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
+    step = plot_w / len(measured)
+
+    def y(minutes: float) -> float:
+        return PAD + plot_h - plot_h * minutes / top
+
+    def num(value: float) -> str:
+        # format_html escapes its arguments into strings, so numbers are formatted first.
+        return f"{value:.1f}"
+
+    bars = format_html_join(
+        "",
+        '<rect x="{}" y="{}" width="{}" height="{}" class="{}"><title>{} · {} min</title></rect>',
+        (
+            (
+                num(PAD + i * step + step * 0.15),
+                num(y((r.rto_seconds or 0) / 60)),
+                num(step * 0.7),
+                num(PAD + plot_h - y((r.rto_seconds or 0) / 60)),
+                "bar ok" if (r.rto_seconds or 0) <= target.total_seconds() else "bar bad",
+                r.site.domain,
+                num((r.rto_seconds or 0) / 60),
+            )
+            for i, r in enumerate(measured)
+        ),
+    )
+    return format_html(
+        '<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="Drill RTO in minutes '
+        'against the {t} minute target">'
+        '<line x1="{p}" y1="{ty}" x2="{x2}" y2="{ty}" class="target"/>'
+        '<text x="{x2}" y="{tty}" text-anchor="end" class="label">target {t} min</text>'
+        '<line x1="{p}" y1="{p}" x2="{p}" y2="{bottom}" class="axis"/>'
+        '<text x="4" y="{p}" class="label">{top} min</text>'
+        "{bars}</svg>",
+        w=WIDTH,
+        h=HEIGHT,
+        t=f"{target_min:.0f}",
+        p=PAD,
+        ty=num(y(target_min)),
+        tty=num(y(target_min) - 4),
+        x2=WIDTH - PAD,
+        bottom=PAD + plot_h,
+        top=f"{top:.0f}",
+        bars=bars,
     )

@@ -28,8 +28,8 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from backups import restic, services
-from backups.mariadb_tools import mariadb_option_file
+from backups import restic
+from backups.mariadb import mariadb_option_file
 from backups.models import Backup
 from benchmarks.common import prepare_farm, remove_site
 from farm.runner import run_operation
@@ -89,9 +89,6 @@ def fresh_repository(name: str) -> restic.Repository:
 
 
 def by_hand_backup(repo: restic.Repository, db: str, directory: Path) -> tuple[float, float]:
-    from backups.restic_cli import argv
-    from backups.restic_cli import env as restic_env
-
     started = time.monotonic()
     with mariadb_option_file(mariadb.admin_endpoint()) as options:
         dump = subprocess.Popen(
@@ -105,9 +102,9 @@ def by_hand_backup(repo: restic.Repository, db: str, directory: Path) -> tuple[f
             stdout=subprocess.PIPE,
         )
         backup = subprocess.run(
-            argv(repo, "backup", "--stdin", "--stdin-filename", "db.sql"),
+            restic.argv(repo, "backup", "--stdin", "--stdin-filename", "db.sql"),
             stdin=dump.stdout,
-            env=restic_env(repo),
+            env=restic.env(repo),
             capture_output=True,
             check=True,
         )
@@ -115,15 +112,15 @@ def by_hand_backup(repo: restic.Repository, db: str, directory: Path) -> tuple[f
     db_s = time.monotonic() - started
     started = time.monotonic()
     subprocess.run(
-        argv(repo, "backup", str(directory)), env=restic_env(repo), capture_output=True, check=True
+        restic.argv(repo, "backup", str(directory)),
+        env=restic.env(repo),
+        capture_output=True,
+        check=True,
     )
     return db_s, time.monotonic() - started
 
 
 def by_hand_restore(repo: restic.Repository, db: str) -> tuple[float, float]:
-    from backups.restic_cli import argv
-    from backups.restic_cli import env as restic_env
-
     snaps = restic.snapshots(repo)
     db_snap = next(s for s in snaps if "/db.sql" in s.paths)
     files_snap = next(s for s in snaps if "/db.sql" not in s.paths)
@@ -134,7 +131,9 @@ def by_hand_restore(repo: restic.Repository, db: str) -> tuple[float, float]:
     started = time.monotonic()
     with mariadb_option_file(mariadb.admin_endpoint()) as options:
         dump = subprocess.Popen(
-            argv(repo, "dump", db_snap.id, "/db.sql"), env=restic_env(repo), stdout=subprocess.PIPE
+            restic.argv(repo, "dump", db_snap.id, "/db.sql"),
+            env=restic.env(repo),
+            stdout=subprocess.PIPE,
         )
         load = subprocess.run(
             ["mariadb", f"--defaults-extra-file={options}", sql_target],
@@ -146,8 +145,8 @@ def by_hand_restore(repo: restic.Repository, db: str) -> tuple[float, float]:
     target = Path(tempfile.mkdtemp(dir=settings.FARM_SITES_ROOT, prefix=".hand-"))
     started = time.monotonic()
     subprocess.run(
-        argv(repo, "restore", files_snap.id, "--target", str(target)),
-        env=restic_env(repo),
+        restic.argv(repo, "restore", files_snap.id, "--target", str(target)),
+        env=restic.env(repo),
         capture_output=True,
         check=True,
     )
@@ -187,7 +186,7 @@ def main() -> None:
         hand_db, hand_files = by_hand_backup(hand_repo, site.db_name, directory)
 
         fresh_repository("panel")
-        operation = services.start_site_backup(site, kinds=["db", "files"], reason="manual")
+        operation = site_services.start_site_backup(site, kinds=["db", "files"], reason="manual")
         started = time.monotonic()
         assert run_operation(operation.pk) == "succeeded", operation.error
         panel_total = time.monotonic() - started
@@ -196,7 +195,7 @@ def main() -> None:
         panel_files = (backups["files"].duration_ms or 0) / 1000
         dump_bytes = backups["db"].bytes or db_bytes
 
-        restore = services.start_restore(
+        restore = site_services.start_restore(
             site=site,
             point_in_time=timezone.now(),
             scope="both",

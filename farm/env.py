@@ -5,7 +5,7 @@ it cannot parse, because a typo in production must stop the process rather
 than fall back to a default silently. Secrets may also be given as
 ``<NAME>_FILE`` pointing at a file (a Swarm secret under /run/secrets).
 
-An app's own settings live in the app (``backups/backup_settings.py``,
+An app's own settings live in the app (``backups/restic/settings.py``,
 ``sites/dns_settings.py``), not in farm/settings.py: its code reads them with
 ``app_setting``, and its ``AppConfig.ready()`` imports its settings module so a
 bad value still stops the process at start-up.

@@ -21,15 +21,15 @@ PERIODIC_TASKS: list[Periodic] = [
     Periodic("sites: reconcile with Swarm, MariaDB and disk", "sites.tasks.reconcile_sites", 10),
     Periodic("sites: run WordPress cron", "sites.tasks.run_wordpress_cron", 5),
     Periodic("monitoring: pull firing alerts from Alertmanager", "monitoring.tasks.sync_alerts", 1),
-    Periodic("backups: claim what is due", "backups.tasks.backup_tick", 1),
-    Periodic("backups: RPO check and alerts", "backups.tasks.check_rpo", 10),
+    Periodic("backups: claim what is due", "sites.tasks.backup_tick", 1),
+    Periodic("backups: RPO check and alerts", "sites.tasks.check_rpo", 10),
     Periodic(
         "backups: verify a rotating 1/30 of the repository",
         "backups.tasks.check_repository",
         24 * 60,
     ),
     Periodic("backups: retention (forget and prune)", "backups.tasks.apply_retention", 24 * 60),
-    Periodic("backups: restore drill", "backups.tasks.run_drills", 24 * 60),
+    Periodic("backups: restore drill", "sites.tasks.run_drills", 24 * 60),
     Periodic("backups: cluster database (mariabackup)", "backups.tasks.back_up_cluster", 24 * 60),
 ]
 

@@ -4,7 +4,8 @@ from django.urls import include, path
 from farm import views
 
 # The apps' URLs are included by dotted path: farm imports no app. sites.urls holds
-# the dashboard (""), the site pages ("sites/") and the tenant pages ("tenants/").
+# the dashboard (""), the site pages ("sites/"), the backup pages that act on a site
+# ("backups/…", beside backups.urls) and the tenant pages ("tenants/").
 urlpatterns = [
     path("", include("sites.urls")),
     path("operations/", views.operation_list, name="operation_list"),

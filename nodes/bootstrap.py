@@ -370,8 +370,7 @@ def _remove_swarm_objects(cli: docker.DockerClient, report: Report, progress: Pr
         with translate_errors(f"Listing {kind}"):
             objects = collection.list(filters={"label": f"{MANAGED_LABEL}=true"})
         if kind == "volumes":
-            names = {platform.PROMETHEUS_VOLUME, platform.ALERTMANAGER_VOLUME}
-            objects = [v for v in collection.list() if v.name in names]
+            objects = [v for v in collection.list() if v.name in platform.VOLUMES]
         for obj in objects:
             _remove_with_retry(obj, f"{kind[:-1]} {obj.name}")
             report.changed(f"removed {kind[:-1]} {obj.name}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +13,7 @@ from django.utils import timezone
 
 from nodes.models import Node, NodeAvailability, NodeRole, NodeStatus
 from nodes.platform import ROLE_LABELS, role_label
-from nodes.swarm import client, translate_errors
+from nodes.swarm import FAILED_TASK_STATES, SECOND_NS, STACK_LABEL, client, translate_errors
 
 _STATUS = {s.value for s in NodeStatus}
 
@@ -41,17 +44,55 @@ def node_fields(attrs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_SITE_STACK = re.compile(r"^wp-([0-9]+)$")
+
+
+@dataclass
+class NodeLoad:
+    nano_cpus: int = 0
+    memory_bytes: int = 0
+    site_ids: set[int] = field(default_factory=set)
+
+
+def reservations_by_node(tasks: list[dict[str, Any]]) -> dict[str, NodeLoad]:
+    """What the running tasks reserve on each node (Swarm's own admission figures),
+    and which sites' tasks run there (their stack label)."""
+    loads: dict[str, NodeLoad] = defaultdict(NodeLoad)
+    for task in tasks:
+        node_id = task.get("NodeID")
+        if not node_id or task.get("Status", {}).get("State") in FAILED_TASK_STATES:
+            continue
+        spec = task.get("Spec", {})
+        reserved = (spec.get("Resources") or {}).get("Reservations") or {}
+        load = loads[node_id]
+        load.nano_cpus += int(reserved.get("NanoCPUs") or 0)
+        load.memory_bytes += int(reserved.get("MemoryBytes") or 0)
+        labels = (spec.get("ContainerSpec") or {}).get("Labels") or {}
+        if match := _SITE_STACK.match(labels.get(STACK_LABEL, "")):
+            load.site_ids.add(int(match.group(1)))
+    return loads
+
+
 def sync_nodes() -> dict[str, int]:
-    """Upsert one row per Swarm node; nodes that left are marked gone (kept for history)."""
-    with translate_errors("Listing Swarm nodes"):
+    """Upsert one row per Swarm node, with what its running tasks reserve; nodes that
+    left are marked gone (kept for history). Two Docker calls."""
+    with translate_errors("Listing Swarm nodes and their tasks"):
         nodes = client().api.nodes()
+        loads = reservations_by_node(client().api.tasks(filters={"desired-state": "running"}))
     now = timezone.now()
     seen: set[str] = set()
     created = updated = 0
     with transaction.atomic():
         for attrs in nodes:
             fields = node_fields(attrs)
-            fields.update(last_seen_at=now, synced_at=now)
+            load = loads.get(attrs["ID"], NodeLoad())
+            fields.update(
+                last_seen_at=now,
+                synced_at=now,
+                reserved_cpus=Decimal(load.nano_cpus) / Decimal(SECOND_NS),
+                reserved_memory_bytes=load.memory_bytes,
+                seen_site_ids=sorted(load.site_ids),
+            )
             _, was_created = Node.objects.update_or_create(swarm_id=attrs["ID"], defaults=fields)
             seen.add(attrs["ID"])
             created += was_created

@@ -264,7 +264,7 @@ def schema_fingerprint(endpoint: Endpoint, schema: str) -> dict[str, dict[str, i
 class BackupSession:
     """One connection that holds a consistent snapshot of a schema for a backup: the
     dump is started under a brief global read lock, then the fingerprint is taken in
-    the snapshot opened under the same lock (see backups.dumps.consistent_db_backup)."""
+    the snapshot opened under the same lock (see backups.mariadb.consistent_db_backup)."""
 
     def __init__(self, conn: Any, cur: Any, schema: str) -> None:
         self._conn = conn

@@ -45,6 +45,11 @@ class Node(models.Model):
     farm_roles = models.JSONField(
         default=list, blank=True, help_text="From the farm.role.* labels: edge, worker, db."
     )
+    # What Swarm's running tasks on this node reserve (nodes.inventory.sync_nodes), and
+    # the sites those tasks belong to; None until the first sync.
+    reserved_cpus = models.DecimalField(max_digits=8, decimal_places=4, null=True, blank=True)
+    reserved_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    seen_site_ids = models.JSONField(default=list, blank=True)
     droplet_id = models.BigIntegerField(null=True, blank=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)

@@ -4,26 +4,41 @@ Everything here is data (what should exist); ``nodes.bootstrap`` makes the
 Swarm match it. The shape follows the reference design on one or many nodes:
 Traefik on edge managers with host-mode ports, MariaDB on the db node with a
 bind-mounted datadir, Redis, Prometheus scraping Traefik and the blackbox
-exporter, Alertmanager sending to the panel's webhook.
+exporter, Alertmanager sending to the panel's webhook, and the routing Redis
+Traefik reads the sites' routes from (``nodes.routes`` writes them). The config
+files themselves are in ``nodes.platform_config``.
 
-Config files are JSON (a subset of YAML, which Prometheus and Alertmanager
-read) and Docker configs are named by the hash of their content: configs are
-immutable, so a changed file becomes a new config and the service update
-rolls the task over to it.
+Health checks run every 30 s (no more often), in exec form, and none starts a
+shell: an idle farm spends next to nothing on them.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import ipaddress
-import json
 from dataclasses import dataclass, field
 
-import bcrypt
 from django.conf import settings
 
+from nodes import routes
 from nodes.images import image_for
+from nodes.platform_config import (
+    MONITORING_WEB_FILE,
+    MONITORING_WEB_SECRET,
+    ROUTES_ALIAS,
+    ROUTES_REDIS_FILE,
+    ROUTES_REDIS_SECRET,
+    TRAEFIK_DYNAMIC_CONFIG,
+    TRAEFIK_DYNAMIC_FILE,
+    TRAEFIK_STATIC_FILE,
+    TRAEFIK_STATIC_SECRET,
+    alertmanager_config,
+    monitoring_web_config,
+    prometheus_config,
+    prometheus_rules,
+    routes_redis_config,
+    traefik_dynamic_config,
+    traefik_static_config,
+)
 from nodes.swarm import FileRef, Health, Mount, NamedContent, Port, ServiceDef
 
 STACK = "farm"
@@ -34,11 +49,12 @@ ALERTMANAGER_TOKEN_SECRET = "farm_alertmanager_token"
 # Prometheus and Alertmanager answer only with HTTP basic auth: the password (for
 # Prometheus's own calls and the health checks) and the web config with its bcrypt hash.
 MONITORING_PASSWORD_SECRET = "farm_monitoring_password"
-MONITORING_WEB_SECRET = "farm_monitoring_web"
-MONITORING_PASSWORD_FILE = "/run/secrets/monitoring-password"
-MONITORING_WEB_FILE = "/run/secrets/monitoring-web.yml"
 PROMETHEUS_VOLUME = "farm_prometheus-data"
 ALERTMANAGER_VOLUME = "farm_alertmanager-data"
+ROUTES_VOLUME = "farm_routes-data"
+VOLUMES = (PROMETHEUS_VOLUME, ALERTMANAGER_VOLUME, ROUTES_VOLUME)  # farm_down removes them
+# A platform health check runs at most this often (the sites' services have none).
+HEALTH_INTERVAL_S = 30
 ROLE_LABELS = ("edge", "worker", "db")
 
 
@@ -89,151 +105,17 @@ def network_defs() -> list[NetworkDef]:
     return nets
 
 
-def _yaml(data: object) -> str:
-    return json.dumps(data, indent=2, sort_keys=False) + "\n"
-
-
-def _monitoring_auth() -> dict[str, str]:
-    """How Prometheus authenticates to itself and to Alertmanager."""
-    return {"username": settings.FARM_MONITORING_USER, "password_file": MONITORING_PASSWORD_FILE}
-
-
-def prometheus_config() -> NamedContent:
-    # The blackbox module "http_site" counts any answer of the site itself as up (the
-    # install screen's 302 too) and does not follow redirects: a *.localhost Location
-    # would resolve to the prober itself.
-    site_probe = {
-        "job_name": "sites",
-        "metrics_path": "/probe",
-        "params": {"module": ["http_site"]},
-        "file_sd_configs": [
-            {"files": ["/etc/prometheus/targets/*.json"], "refresh_interval": "30s"}
-        ],
-        "relabel_configs": [
-            {"source_labels": ["__address__"], "target_label": "__param_target"},
-            {"source_labels": ["site_url"], "target_label": "instance"},
-            {"target_label": "__address__", "replacement": "blackbox:9115"},
-        ],
-    }
-    config = {
-        "global": {
-            "scrape_interval": "15s",
-            "evaluation_interval": "15s",
-            "external_labels": {"farm": settings.FARM_STACK},
-        },
-        "alerting": {
-            "alertmanagers": [
-                {
-                    "static_configs": [{"targets": ["alertmanager:9093"]}],
-                    "basic_auth": _monitoring_auth(),
-                }
-            ]
-        },
-        "rule_files": ["/etc/prometheus/rules.yml"],
-        "scrape_configs": [
-            {
-                "job_name": "prometheus",
-                "static_configs": [{"targets": ["localhost:9090"]}],
-                "basic_auth": _monitoring_auth(),
-            },
-            {"job_name": "traefik", "static_configs": [{"targets": ["traefik:8082"]}]},
-            {"job_name": "blackbox", "static_configs": [{"targets": ["blackbox:9115"]}]},
-            {
-                "job_name": "alertmanager",
-                "static_configs": [{"targets": ["alertmanager:9093"]}],
-                "basic_auth": _monitoring_auth(),
-            },
-            site_probe,
-        ],
-    }
-    return NamedContent("farm_prometheus", _yaml(config))
-
-
-def prometheus_rules() -> NamedContent:
-    rules = {
-        "groups": [
-            {
-                "name": "farm",
-                "rules": [
-                    {
-                        "alert": "SiteDown",
-                        "expr": 'probe_success{job="sites"} == 0',
-                        "for": "2m",
-                        "labels": {"severity": "critical"},
-                        "annotations": {
-                            "summary": "{{ $labels.instance }} is not answering",
-                            "description": "The blackbox HTTP probe has failed for 2 minutes.",
-                        },
-                    },
-                    {
-                        "alert": "TraefikDown",
-                        "expr": 'up{job="traefik"} == 0',
-                        "for": "1m",
-                        "labels": {"severity": "critical"},
-                        "annotations": {"summary": "Traefik does not answer its metrics scrape"},
-                    },
-                ],
-            }
-        ]
-    }
-    return NamedContent("farm_prometheus_rules", _yaml(rules))
-
-
-def alertmanager_config() -> NamedContent:
-    config = {
-        "route": {
-            "receiver": "panel",
-            "group_by": ["alertname", "instance"],
-            "group_wait": "30s",
-            "group_interval": "5m",
-            "repeat_interval": "4h",
-        },
-        "receivers": [
-            {
-                "name": "panel",
-                "webhook_configs": [
-                    {
-                        "url": f"{settings.FARM_PANEL_URL_FROM_SWARM.rstrip('/')}"
-                        "/alerts/webhook/alertmanager/",
-                        "send_resolved": True,
-                        "http_config": {
-                            "authorization": {
-                                "type": "Bearer",
-                                "credentials_file": "/run/secrets/alertmanager-token",
-                            }
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-    return NamedContent("farm_alertmanager", _yaml(config))
-
-
-def monitoring_web_config(password: str) -> NamedContent:
-    """The web config (``--web.config.file``) of Prometheus and Alertmanager: basic auth
-    for one user. The bcrypt salt is derived from the password, so the same password
-    gives the same file (and farm_up a second time changes nothing); the password is
-    24 random bytes (secrets.token_urlsafe), which is what protects it, not the salt."""
-    digest = hashlib.sha256(b"farm-monitoring-web:" + password.encode()).digest()[:16]
-    salt = b"$2b$10$" + _bcrypt_b64(digest)
-    hashed = bcrypt.hashpw(password.encode(), salt).decode()
-    return NamedContent(
-        MONITORING_WEB_SECRET, _yaml({"basic_auth_users": {settings.FARM_MONITORING_USER: hashed}})
-    )
-
-
-_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_BCRYPT_B64 = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def _bcrypt_b64(raw: bytes) -> bytes:
-    """bcrypt's base64: the standard bit layout in its own alphabet, no padding."""
-    return base64.b64encode(raw).rstrip(b"=").translate(bytes.maketrans(_B64, _BCRYPT_B64))
+def internal_subnet() -> str:
+    return next(n.subnet for n in network_defs() if n.name == INTERNAL_NETWORK)
 
 
 def config_defs() -> list[NamedContent]:
-    return [prometheus_config(), prometheus_rules(), alertmanager_config()]
+    return [
+        prometheus_config(),
+        prometheus_rules(),
+        alertmanager_config(),
+        traefik_dynamic_config(internal_subnet()),
+    ]
 
 
 def _svc(name: str) -> str:
@@ -247,10 +129,33 @@ def secret_defs(values: dict[str, str]) -> list[NamedContent]:
         NamedContent(ALERTMANAGER_TOKEN_SECRET, values["alertmanager-token"]),
         NamedContent(MONITORING_PASSWORD_SECRET, values["monitoring-password"]),
         monitoring_web_config(values["monitoring-password"]),
+        traefik_static_config(values[routes.PASSWORD_FILE]),
+        routes_redis_config(values[routes.PASSWORD_FILE]),
     ]
 
 
-SECRET_FILES = ("mariadb-root-password", "alertmanager-token", "monitoring-password")
+SECRET_FILES = (
+    "mariadb-root-password",
+    "alertmanager-token",
+    "monitoring-password",
+    routes.PASSWORD_FILE,
+)
+
+
+def _health(*test: str, start_period_s: float = 20, retries: int = 3) -> Health:
+    return Health(
+        ("CMD", *test),
+        interval_s=HEALTH_INTERVAL_S,
+        retries=retries,
+        start_period_s=start_period_s,
+    )
+
+
+def _listening(port: int) -> Health:
+    """Something accepts TCP connections on ``port`` (busybox nc, then true: no shell).
+    Prometheus and Alertmanager want basic auth on every path, /-/healthy too; their
+    own scrapes (up{job=...}) are the deeper check."""
+    return _health("busybox", "nc", "-w", "3", "127.0.0.1", str(port), "-e", "true")
 
 
 def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
@@ -258,10 +163,6 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
     secret_names = {s.base: s.name for s in secret_defs(secret_values)}
     edge = [f"node.labels.{role_label('edge')} == true", "node.role == manager"]
     db_node = [f"node.labels.{role_label('db')} == true"]
-    http_health = ("CMD", "busybox", "wget", "-q", "-O", "/dev/null")
-    # Prometheus and Alertmanager want basic auth on every path, /-/healthy too.
-    authed_health = ("CMD", "/usr/local/bin/farm-web-healthcheck")
-    internal_subnet = next(n.subnet for n in network_defs() if n.name == INTERNAL_NETWORK)
     monitoring_secrets = [
         FileRef(secret_names[MONITORING_PASSWORD_SECRET], "monitoring-password", mode=0o444),
         FileRef(secret_names[MONITORING_WEB_SECRET], "monitoring-web.yml", mode=0o444),
@@ -270,53 +171,55 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         name=_svc("traefik"),
         image=image_for("traefik"),
         stack=STACK,
-        args=[
-            "--providers.swarm=true",
-            "--providers.swarm.endpoint=unix:///var/run/docker.sock",
-            "--providers.swarm.exposedByDefault=false",
-            f"--providers.swarm.network={public_network(1)}",
-            "--providers.swarm.refreshSeconds=2",
-            "--entryPoints.web.address=:80",
-            "--entryPoints.websecure.address=:443",
-            "--entryPoints.metrics.address=:8082",
-            "--metrics.prometheus=true",
-            "--metrics.prometheus.entryPoint=metrics",
-            # The metrics entry point listens on every network Traefik is on, the
-            # public shards that every site's nginx joins too: its router (labels
-            # below) lets only farm-internal (Prometheus) in.
-            "--metrics.prometheus.manualRouting=true",
-            "--accessLog=true",
-            "--accessLog.format=json",
-            "--api.dashboard=false",
-            "--ping=true",
-            "--log.level=INFO",
-            "--global.checkNewVersion=false",
-            "--global.sendAnonymousUsage=false",
-        ],
-        # Traefik reads its static config from flags or env, not both: the server
-        # gets --ping=true above, the health check command this variable.
-        env={"TRAEFIK_PING": "true"},
-        labels={
-            "traefik.enable": "true",
-            "traefik.http.routers.farm-metrics.rule": "PathPrefix(`/metrics`)",
-            "traefik.http.routers.farm-metrics.entrypoints": "metrics",
-            "traefik.http.routers.farm-metrics.service": "prometheus@internal",
-            "traefik.http.routers.farm-metrics.middlewares": "farm-internal-only",
-            "traefik.http.middlewares.farm-internal-only.ipallowlist.sourcerange": internal_subnet,
-            # A service with a port, or the Swarm provider skips this service whole.
-            "traefik.http.services.farm-metrics.loadbalancer.server.port": "8082",
-        },
+        # Everything is in the static file (a secret: it holds the routing Redis's
+        # password); Traefik reads a file or flags, not both.
+        args=[f"--configFile={TRAEFIK_STATIC_FILE}"],
+        secrets=[FileRef(secret_names[TRAEFIK_STATIC_SECRET], "traefik.yml", mode=0o400)],
+        configs=[FileRef(configs[TRAEFIK_DYNAMIC_CONFIG], TRAEFIK_DYNAMIC_FILE)],
         networks={**{net: ["traefik"] for net in public_networks()}, INTERNAL_NETWORK: ["traefik"]},
         ports=[Port(settings.FARM_HTTP_PORT, 80), Port(settings.FARM_HTTPS_PORT, 443)],
-        mounts=[Mount("/var/run/docker.sock", "/var/run/docker.sock", "bind", read_only=True)],
         constraints=edge,
         cpu_limit=1.0,
         mem_limit_mb=256,
         cpu_reservation=0.1,
         mem_reservation_mb=64,
-        health=Health(
-            ("CMD", "/traefik", "healthcheck", "--ping"), interval_s=5, start_period_s=10
-        ),
+        # The check's own flags: ping on the default "traefik" entry point (:8080).
+        health=_health("/traefik", "healthcheck", "--ping", start_period_s=10),
+    )
+    routes_redis = ServiceDef(
+        name=_svc("routes"),
+        image=image_for("redis"),
+        stack=STACK,
+        # Every route is kept (an append-only file on a volume, fsync every second)
+        # and never evicted; keyspace notifications tell each Traefik of a change.
+        args=[
+            "--include",
+            ROUTES_REDIS_FILE,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--maxmemory",
+            "96mb",
+            "--maxmemory-policy",
+            "noeviction",
+            "--notify-keyspace-events",
+            "K$g",
+            "--hz",
+            "10",
+        ],
+        secrets=[FileRef(secret_names[ROUTES_REDIS_SECRET], "routes-redis.conf", mode=0o444)],
+        mounts=[Mount(ROUTES_VOLUME, "/data")],
+        networks={INTERNAL_NETWORK: [ROUTES_ALIAS]},
+        # For the panel, like MariaDB's; tenant code reaches host ports too, so it is
+        # never without its password (requirepass).
+        ports=[Port(settings.FARM_ROUTES_PORT, 6379)],
+        constraints=edge,
+        cpu_limit=0.5,
+        mem_limit_mb=128,
+        mem_reservation_mb=32,
+        # PING answers NOAUTH without the password, which still proves it is up.
+        health=_health("redis-cli", "ping", start_period_s=10),
     )
     mariadb = ServiceDef(
         name=_svc("mariadb"),
@@ -333,10 +236,17 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         mem_limit_mb=1024,
         cpu_reservation=0.25,
         mem_reservation_mb=512,
-        health=Health(
-            ("CMD", "/usr/local/bin/healthcheck.sh", "--connect"),
-            interval_s=5,
-            retries=10,
+        # mariadb-admin ping answers 0 while the server accepts connections (an
+        # "access denied" too); the entry point's privilege-less user keeps the log quiet.
+        health=_health(
+            "mariadb-admin",
+            "--defaults-file=/var/lib/mysql/.my-healthcheck.cnf",
+            "ping",
+            "--protocol=tcp",
+            "-h",
+            "127.0.0.1",
+            "--connect-timeout=3",
+            retries=5,
             start_period_s=60,
         ),
         stop_grace_s=60,
@@ -351,7 +261,7 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         cpu_limit=0.5,
         mem_limit_mb=128,
         mem_reservation_mb=64,
-        health=Health(("CMD", "redis-cli", "ping"), interval_s=5),
+        health=_health("redis-cli", "ping", start_period_s=10),
     )
     prometheus = ServiceDef(
         name=_svc("prometheus"),
@@ -370,7 +280,6 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
             FileRef(configs["farm_prometheus_rules"], "/etc/prometheus/rules.yml"),
         ],
         secrets=monitoring_secrets,
-        env={"FARM_MONITORING_USER": settings.FARM_MONITORING_USER},
         mounts=[
             Mount(PROMETHEUS_VOLUME, "/prometheus"),
             Mount(
@@ -386,7 +295,7 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         cpu_limit=1.0,
         mem_limit_mb=512,
         mem_reservation_mb=128,
-        health=Health((*authed_health, "http://127.0.0.1:9090/-/healthy"), interval_s=5),
+        health=_listening(9090),
     )
     blackbox = ServiceDef(
         name=_svc("blackbox"),
@@ -398,7 +307,9 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         cpu_limit=0.25,
         mem_limit_mb=64,
         mem_reservation_mb=32,
-        health=Health((*http_health, "http://127.0.0.1:9115/-/healthy"), interval_s=5),
+        health=_health(
+            "busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9115/-/healthy"
+        ),
     )
     alertmanager = ServiceDef(
         name=_svc("alertmanager"),
@@ -415,13 +326,12 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
             FileRef(secret_names[ALERTMANAGER_TOKEN_SECRET], "alertmanager-token", mode=0o444),
             *monitoring_secrets,
         ],
-        env={"FARM_MONITORING_USER": settings.FARM_MONITORING_USER},
         mounts=[Mount(ALERTMANAGER_VOLUME, "/alertmanager")],
         networks={INTERNAL_NETWORK: ["alertmanager"]},
         ports=[Port(settings.FARM_ALERTMANAGER_PORT, 9093)],
         cpu_limit=0.25,
         mem_limit_mb=128,
         mem_reservation_mb=32,
-        health=Health((*authed_health, "http://127.0.0.1:9093/-/healthy"), interval_s=5),
+        health=_listening(9093),
     )
-    return [mariadb, redis, traefik, prometheus, blackbox, alertmanager]
+    return [mariadb, redis, routes_redis, traefik, prometheus, blackbox, alertmanager]

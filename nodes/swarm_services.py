@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import docker
 import docker.errors
@@ -78,11 +78,25 @@ class FileRef:
 
 @dataclass(frozen=True)
 class Health:
+    """A container health check in exec form, or ``Health.DISABLED``.
+
+    Leaving ``ServiceDef.health`` unset keeps the image's own HEALTHCHECK;
+    ``DISABLED`` turns it off (Docker's ``NONE``)."""
+
     test: tuple[str, ...]
     interval_s: float = 10
     timeout_s: float = 5
     retries: int = 3
     start_period_s: float = 20
+
+    DISABLED: ClassVar[Health]
+
+    @property
+    def disabled(self) -> bool:
+        return self.test == ("NONE",)
+
+
+Health.DISABLED = Health(("NONE",))
 
 
 @dataclass
@@ -164,7 +178,9 @@ def _build(cli: docker.DockerClient, sdef: ServiceDef) -> dict[str, Any]:
         SPEC_HASH_LABEL: sdef.spec_hash(),
     }
     healthcheck = None
-    if sdef.health is not None:
+    if sdef.health is not None and sdef.health.disabled:
+        healthcheck = dt.Healthcheck(test=["NONE"])
+    elif sdef.health is not None:
         healthcheck = dt.Healthcheck(
             test=list(sdef.health.test),
             interval=int(sdef.health.interval_s * SECOND_NS),

@@ -139,6 +139,7 @@ def wait_converged(
     replicas: dict[str, int] | None = None,
     require_healthy: bool = True,
     give_up_after_s: float = 20,
+    poll_s: float = 1.0,
     on_progress: Callable[[str], None] | None = None,
     check_cancelled: Callable[[], None] | None = None,
 ) -> None:
@@ -155,6 +156,10 @@ def wait_converged(
     A problem Swarm reports and does not get past (an image that does not exist,
     no node with room, a task that keeps crashing) fails within
     ``give_up_after_s`` with Swarm's own words, instead of at the timeout.
+
+    ``require_healthy=False`` counts a running task as ready whatever its health
+    (site services have no Docker health check: the panel probes them through
+    Traefik instead), and asks the engine nothing per container.
     """
     deadline = time.monotonic() + timeout_s
     first_seen: dict[str, float] = {}
@@ -215,7 +220,7 @@ def wait_converged(
             )
         if check_cancelled:
             check_cancelled()
-        time.sleep(1)
+        time.sleep(poll_s)
 
 
 def _update_state(cli: docker.DockerClient, name: str) -> str:

@@ -51,7 +51,7 @@ apt_install_missing() {
   fi
 }
 
-PANEL_PACKAGES=(libmariadb-dev pkg-config gcc mariadb-client)
+PANEL_PACKAGES=(libmariadb-dev pkg-config gcc mariadb-client redis-server)
 FARM_PACKAGES=(docker.io debootstrap restic mariadb-backup)
 BROWSER_PACKAGES=(chromium)
 

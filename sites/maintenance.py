@@ -1,9 +1,9 @@
 """The maintenance page Traefik shows for suspended or restoring sites.
 
 One platform service (``farm_maintenance``) answers 503 with a short page. A
-site in maintenance gets a router for its Host on that service, with a
-priority above the site's own router; the routes live as labels on the
-service, so adding or removing one updates labels only (no task restart).
+site in maintenance gets a route for its Host to that service in the routing
+Redis, with a priority above the site's own route (``sites.stack``); turning the
+page on or off writes routes only (no task restarts, no Docker labels).
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 from nodes.bootstrap import Report, ensure_config
 from nodes.images import image_for
 from nodes.platform import public_network
-from nodes.swarm import FileRef, NamedContent, ServiceDef, apply_service, client
-from sites.models import Site
-from sites.stack import router_labels
+from nodes.swarm import FileRef, Health, NamedContent, ServiceDef, apply_service, client
+from sites.routing import sync_routes
 
 SERVICE = "farm_maintenance"
 STACK = "farm"
-MAINTENANCE_PRIORITY = 10_000
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Down for maintenance</title>
@@ -52,24 +50,9 @@ def maintenance_objects() -> list[NamedContent]:
     ]
 
 
-def maintenance_service(domains: dict[int, str]) -> ServiceDef:
+def maintenance_service() -> ServiceDef:
+    """Traefik reaches it by name on the first public shard (``stack.maintenance_backend``)."""
     conf, page = maintenance_objects()
-    labels = {
-        "traefik.enable": "true",
-        "traefik.swarm.network": public_network(1),
-        "traefik.http.services.farm-maintenance.loadbalancer.server.port": "80",
-    }
-    for site_id, domain in sorted(domains.items()):
-        labels.update(
-            router_labels(
-                name=f"maint-wp-{site_id}",
-                domain=domain,
-                port=80,
-                network=None,
-                priority=MAINTENANCE_PRIORITY,
-                service="farm-maintenance",
-            )
-        )
     return ServiceDef(
         name=SERVICE,
         image=image_for("nginx"),
@@ -82,14 +65,15 @@ def maintenance_service(domains: dict[int, str]) -> ServiceDef:
         cpu_limit=0.1,
         mem_limit_mb=32,
         mem_reservation_mb=16,
-        labels=labels,
+        health=Health.DISABLED,  # as the sites' nginx: Swarm restarts it if it exits
     )
 
 
 def apply_maintenance() -> str:
-    """Make the maintenance service route exactly the sites flagged for maintenance."""
+    """Make the maintenance page route exactly the sites flagged for maintenance."""
     cli = client()
     for obj in maintenance_objects():
         ensure_config(cli, obj, Report())
-    domains = dict(Site.objects.filter(maintenance=True).values_list("pk", "domain"))
-    return apply_service(cli, maintenance_service(domains))
+    outcome = apply_service(cli, maintenance_service())
+    changed = sync_routes().lines()
+    return f"{outcome}; {'; '.join(changed) if changed else 'routes unchanged'}"

@@ -10,6 +10,7 @@ from django.db import models
 from farm.crypto import EncryptedTextField
 from farm.models import TenantScopedQuerySet
 from nodes.capacity import LiveSites
+from nodes.models import Node, NodeStatus
 from sites.domains import DOMAIN_PATTERN, display_domain, is_local_domain
 
 if TYPE_CHECKING:
@@ -51,11 +52,32 @@ class SiteQuerySet(TenantScopedQuerySet):
 
     def live_counts(self) -> LiveSites:
         """The live sites among these, with and without Redis: what they reserve on
-        the workers (``nodes.capacity.check_room_for_site``). One query."""
-        counts = self.live().aggregate(
-            total=models.Count("id"), cached=models.Count("id", filter=models.Q(cache_enabled=True))
+        the workers (``nodes.capacity.check_room_for_site``); and how many of them the
+        last node sync saw no task of. Two queries."""
+        synced = Node.objects.exclude(status=NodeStatus.GONE).values_list(
+            "reserved_memory_bytes", "seen_site_ids"
         )
-        return LiveSites(cached=counts["cached"], plain=counts["total"] - counts["cached"])
+        seen: set[int] = set()
+        ever_synced = bool(synced)
+        for reserved, site_ids in synced:
+            ever_synced &= reserved is not None
+            seen.update(site_ids or [])
+        cached = models.Q(cache_enabled=True)
+        unseen = ~models.Q(pk__in=seen)
+        counts = self.live().aggregate(
+            total=models.Count("id"),
+            cached=models.Count("id", filter=cached),
+            unseen=models.Count("id", filter=unseen),
+            unseen_cached=models.Count("id", filter=unseen & cached),
+        )
+        if not ever_synced:
+            return LiveSites(cached=counts["cached"], plain=counts["total"] - counts["cached"])
+        return LiveSites(
+            cached=counts["cached"],
+            plain=counts["total"] - counts["cached"],
+            unseen_cached=counts["unseen_cached"],
+            unseen_plain=counts["unseen"] - counts["unseen_cached"],
+        )
 
 
 class Site(models.Model):

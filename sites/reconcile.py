@@ -4,6 +4,8 @@ Drift: a live site missing a piece it should have (a service, its network, its
 database or user, its directory). Orphans: stacks, networks, secrets, configs,
 databases or directories named for a site that is not live. The report is
 kept; repairing a drifted site is re-running its idempotent provision steps.
+Traefik's routes are repaired on the spot: each run writes back every route the
+routing Redis lost (and drops those of sites that are gone), and reports them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from farm.errors import FarmError
 from nodes import mariadb
 from nodes.swarm import STACK_LABEL, client, translate_errors
 from sites.models import ReconcileReport, Site, SiteStatus
+from sites.routing import sync_routes
 from sites.stack import network_name, stack_name
 
 _STACK = re.compile(r"^wp-([0-9]+)$")
@@ -167,12 +170,38 @@ def _directory_findings(sites: dict[int, Site], complete: dict[int, Site]) -> li
     return findings
 
 
+def restore_routes() -> list[Finding]:
+    """Resync Traefik's routes; what had to be written or removed, as findings."""
+    report = sync_routes()
+    findings = [
+        Finding(
+            "drift", f"route {name}", "was missing or different: written again", _route_site(name)
+        )
+        for name in report.written
+    ]
+    findings += [
+        Finding("orphan", f"route {name}", "belonged to no live site: removed", _route_site(name))
+        for name in report.removed
+    ]
+    return findings
+
+
+def _route_site(name: str) -> int | None:
+    return _site_id(name.removeprefix("maint-"))
+
+
 def run_reconcile() -> ReconcileReport:
+    errors = []
     try:
-        findings = find_drift()
-        error = ""
+        findings = restore_routes()
     except FarmError as exc:
-        findings, error = [], exc.message
+        findings = []
+        errors.append(exc.message)
+    try:
+        findings += find_drift()
+    except FarmError as exc:
+        errors.append(exc.message)
+    error = "; ".join(errors)
     return ReconcileReport.objects.create(
         findings=[asdict(f) for f in findings],
         drift=sum(f.kind == "drift" for f in findings),

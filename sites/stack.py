@@ -4,7 +4,14 @@
 ``sites.swarm_site`` makes the Swarm match it. The php-fpm service sits only
 on the site's own encrypted network, so no other site can reach its FastCGI
 port or its Redis; nginx joins that network and one public shard, where
-Traefik finds it by its labels.
+Traefik reaches it by name (its route is in the routing Redis, ``nodes.routes``).
+
+No site service has a Docker health check (``Health.DISABLED``: the images carry
+one): on Engine 20.10 a task waits one whole interval for its first check, so a
+30-s check would hold every new site back 30 s, and a 2-s one costs an ``exec``
+per service every 2 s for ever. Swarm restarts a process that exits; the panel
+decides a new site is ready by asking for its install screen through Traefik,
+and Prometheus probes every site's front page once a minute.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from django.conf import settings
 from nodes.capacity import SITE_SERVICES
 from nodes.images import SiteRuntime, image_for, site_runtime
 from nodes.platform import role_label
+from nodes.routes import Backend, Route
 from nodes.swarm import FileRef, Health, Mount, NamedContent, ServiceDef
 from sites.wordpress import nginx_site_conf, wp_config_php
 
@@ -52,6 +60,8 @@ class SiteStackSpec:
     wp_config: NamedContent
     nginx_conf: NamedContent
     services: list[ServiceDef] = field(default_factory=list)
+    # Traefik's routes to it: the site's own, and the maintenance page's while it is on.
+    routes: list[Route] = field(default_factory=list)
 
     @property
     def secrets(self) -> list[NamedContent]:
@@ -78,41 +88,41 @@ def site_dir(site_id: int) -> str:
     return str(settings.FARM_SITES_ROOT / stack_name(site_id))
 
 
-def router_labels(
-    *,
-    name: str,
-    domain: str,
-    port: int,
-    network: str | None,
-    priority: int | None = None,
-    service: str | None = None,
-) -> dict[str, str]:
-    """Traefik labels routing ``Host(domain)`` to a service, with the farm's
-    security headers and rate limit (middlewares defined on every site router)."""
-    labels = {
-        "traefik.enable": "true",
-        f"traefik.http.routers.{name}.rule": f"Host(`{domain}`)",
-        f"traefik.http.routers.{name}.entrypoints": "web",
-        f"traefik.http.routers.{name}.middlewares": f"{name}-headers,{name}-ratelimit",
-        f"traefik.http.middlewares.{name}-headers.headers.frameDeny": "true",
-        f"traefik.http.middlewares.{name}-headers.headers.contentTypeNosniff": "true",
-        f"traefik.http.middlewares.{name}-headers.headers.browserXssFilter": "true",
-        f"traefik.http.middlewares.{name}-headers.headers.referrerPolicy": (
-            "strict-origin-when-cross-origin"
-        ),
-        f"traefik.http.middlewares.{name}-headers.headers.stsSeconds": "31536000",
-        f"traefik.http.middlewares.{name}-ratelimit.ratelimit.average": "50",
-        f"traefik.http.middlewares.{name}-ratelimit.ratelimit.burst": "100",
-    }
-    if service:
-        labels[f"traefik.http.routers.{name}.service"] = service
-    else:
-        labels[f"traefik.http.services.{name}.loadbalancer.server.port"] = str(port)
-    if priority is not None:
-        labels[f"traefik.http.routers.{name}.priority"] = str(priority)
-    if network:
-        labels["traefik.swarm.network"] = network
-    return labels
+MAINTENANCE_PRIORITY = 10_000  # above any site router's (Traefik's default: the rule's length)
+MAINTENANCE_SERVICE = "farm-maintenance"
+PHP_MEM_LIMIT_MB = 384
+
+
+def maintenance_backend() -> Backend:
+    """The maintenance page's service in Traefik (the ``farm_maintenance`` Swarm service)."""
+    return Backend(MAINTENANCE_SERVICE, "http://farm_maintenance:80")
+
+
+def site_route(site_id: int, domain: str) -> Route:
+    """Host(domain) to the site's nginx, by its Swarm service name (dnsrr: Traefik,
+    on every public shard, resolves it to the task's address)."""
+    stack = stack_name(site_id)
+    return Route(stack, domain, url=f"http://{stack}_nginx:80")
+
+
+def maintenance_route_name(site_id: int) -> str:
+    return f"maint-{stack_name(site_id)}"
+
+
+def maintenance_route(site_id: int, domain: str) -> Route:
+    return Route(
+        maintenance_route_name(site_id),
+        domain,
+        service=MAINTENANCE_SERVICE,
+        priority=MAINTENANCE_PRIORITY,
+    )
+
+
+def site_routes(site: Site) -> list[Route]:
+    routes = [site_route(site.pk, site.domain)]
+    if site.maintenance:
+        routes.append(maintenance_route(site.pk, site.domain))
+    return routes
 
 
 def build_spec(site: Site, *, db_host: str) -> SiteStackSpec:
@@ -142,14 +152,11 @@ def build_spec(site: Site, *, db_host: str) -> SiteStackSpec:
         mounts=[Mount(directory, runtime.content_dir, "bind")],
         constraints=workers,
         cpu_limit=0.5,
-        mem_limit_mb=384,
+        mem_limit_mb=PHP_MEM_LIMIT_MB,
         cpu_reservation=SITE_SERVICES["php"].cpu,
         mem_reservation_mb=SITE_SERVICES["php"].memory_mb,
         labels={"farm.site": str(site.pk), "farm.role": "php"},
-        # Checked every 2 s so a new site is known healthy within seconds.
-        health=Health(runtime.php_health, interval_s=2, start_period_s=30)
-        if runtime.php_health
-        else None,
+        health=Health.DISABLED,
     )
     nginx = ServiceDef(
         name=f"{stack}_nginx",
@@ -163,16 +170,8 @@ def build_spec(site: Site, *, db_host: str) -> SiteStackSpec:
         mem_limit_mb=64,
         cpu_reservation=SITE_SERVICES["nginx"].cpu,
         mem_reservation_mb=SITE_SERVICES["nginx"].memory_mb,
-        labels={
-            "farm.site": str(site.pk),
-            "farm.role": "nginx",
-            **router_labels(name=stack, domain=site.domain, port=80, network=site.network_shard),
-        },
-        health=Health(
-            ("CMD", "busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"),
-            interval_s=2,
-            start_period_s=5,
-        ),
+        labels={"farm.site": str(site.pk), "farm.role": "nginx"},
+        health=Health.DISABLED,
     )
     services = [php, nginx]
     if site.cache_enabled:
@@ -189,7 +188,7 @@ def build_spec(site: Site, *, db_host: str) -> SiteStackSpec:
                 cpu_reservation=SITE_SERVICES["redis"].cpu,
                 mem_reservation_mb=SITE_SERVICES["redis"].memory_mb,
                 labels={"farm.site": str(site.pk), "farm.role": "redis"},
-                health=Health(("CMD", "redis-cli", "ping"), interval_s=2, start_period_s=5),
+                health=Health.DISABLED,
             )
         )
     return SiteStackSpec(
@@ -206,6 +205,7 @@ def build_spec(site: Site, *, db_host: str) -> SiteStackSpec:
         wp_config=wp_config,
         nginx_conf=nginx_conf,
         services=services,
+        routes=site_routes(site),
     )
 
 

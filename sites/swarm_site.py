@@ -1,4 +1,5 @@
-"""Make the Swarm match a site's stack spec, or remove the stack; both idempotent."""
+"""Make the Swarm (and Traefik's routes) match a site's stack spec, or remove the
+stack; both idempotent."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import docker
 import docker.errors
 from django.conf import settings
 
+from nodes import routes
 from nodes.swarm import (
     MANAGED_LABEL,
     STACK_LABEL,
@@ -28,7 +30,7 @@ from nodes.swarm import (
     wait_containers_gone,
     wait_converged,
 )
-from sites.stack import SiteStackSpec, network_name, stack_name
+from sites.stack import SiteStackSpec, maintenance_route_name, network_name, stack_name
 
 Log = Callable[[str], None]
 
@@ -90,13 +92,24 @@ def ensure_objects(cli: docker.DockerClient, spec: SiteStackSpec) -> list[str]:
     return done
 
 
+def apply_routes(spec: SiteStackSpec) -> list[str]:
+    """The site's routes as the spec says (its own; the maintenance page's while on)."""
+    done = [f"wrote route {r.name} (Host {r.domain})" for r in spec.routes if routes.put(r)]
+    maintenance = maintenance_route_name(spec.site_id)
+    if maintenance not in {r.name for r in spec.routes} and routes.remove(maintenance):
+        done.append(f"removed route {maintenance}")
+    return done
+
+
 def apply_stack(spec: SiteStackSpec, log: Log) -> list[str]:
-    """Network, secrets, configs, services; then drop what the spec no longer uses."""
+    """Network, secrets, configs, routes, services; then drop what the spec no longer
+    uses. The route comes first: Traefik then serves the site the moment nginx runs."""
     cli = client()
     done = []
     if ensure_network(cli, spec):
         done.append(f"created network {spec.network} (encrypted)")
     done += ensure_objects(cli, spec)
+    done += apply_routes(spec)
     for sdef in spec.services:
         outcome = apply_service(cli, sdef)
         if outcome != "unchanged":
@@ -145,20 +158,29 @@ def wait_stack(
     timeout_s: float,
     check_cancelled: Callable[[], None] | None = None,
 ) -> None:
+    # Running is enough: the services have no health check (Traefik's answer is
+    # the readiness test, the next step), and nothing is asked per container.
     wait_converged(
         client(),
         spec.service_names,
         timeout_s=timeout_s,
+        require_healthy=False,
+        poll_s=0.5,
         on_progress=log,
         check_cancelled=check_cancelled,
     )
 
 
 def remove_stack(site_id: int, log: Log) -> list[str]:
-    """Services, then (once their containers are gone) network, secrets, configs."""
+    """Routes (Traefik answers 404 at once), services, then (once their containers
+    are gone) network, secrets, configs."""
     cli = client()
     stack = stack_name(site_id)
-    done = []
+    done = [
+        f"removed route {name}"
+        for name in (stack, maintenance_route_name(site_id))
+        if routes.remove(name)
+    ]
     names = [s["Spec"]["Name"] for s in stack_services(cli, stack)]
     for name in names:
         if remove_service(cli, name):

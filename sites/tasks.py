@@ -1,8 +1,15 @@
-"""Queue entry points for sites."""
+"""Queue entry points for sites: ids in, nothing clever."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from backups import policy
 from nodes import edge
+from sites import services
 from sites.models import Site, SiteStatus
 from sites.reconcile import run_reconcile
 
@@ -23,3 +30,26 @@ def run_wordpress_cron() -> str:
         except edge.EdgeError:
             failed += 1
     return f"{len(domains) - failed} of {len(domains)} sites"
+
+
+def backup_tick(now: datetime | None = None) -> int:
+    """Claim every due backup; enqueue one task to start them. Constant queries."""
+    from django_q.tasks import async_task  # looked up when it runs: tests replace it
+
+    now = now or timezone.now()
+    claimed = services.claim_due_backups(now)
+    if claimed or policy.left_behind(now).exists():
+        async_task("sites.tasks.start_claimed_backups", group="backups")
+    return claimed
+
+
+def start_claimed_backups() -> str:
+    return str(services.start_claimed_backups())
+
+
+def check_rpo() -> str:
+    return str(services.check_rpo())
+
+
+def run_drills() -> str:
+    return str(services.run_drills(settings.FARM_DRILL_SAMPLE))

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from sites.views import dashboard, sites, tenants
+from sites.views import backups, dashboard, restore, sites, tenants
 
 site_pages = [
     path("", sites.site_list, name="site_list"),
@@ -15,6 +15,16 @@ site_pages = [
     path("<int:pk>/delete/", sites.site_delete, name="site_delete"),
     path("<int:pk>/approve/", sites.site_approve, name="site_approve"),
     path("<int:pk>/decline/", sites.site_decline, name="site_decline"),
+]
+
+# Mounted under "backups/", beside backups.urls (which shows backups' own rows).
+site_backup_pages = [
+    path("rpo/", backups.rpo_ledger, name="rpo_ledger"),
+    path("rpo/<int:site_id>/badge/", backups.rpo_badge, name="rpo_badge"),
+    path("sites/<int:site_id>/now/", backups.back_up_now, name="back_up_now"),
+    path("restore/", restore.choose_site, name="restore_start"),
+    path("restore/<int:site_id>/", restore.wizard, name="restore_wizard"),
+    path("restores/<int:pk>/switch/", restore.restore_switch, name="restore_switch"),
 ]
 
 tenant_pages = [
@@ -36,9 +46,10 @@ tenant_pages = [
     ),
 ]
 
-# Mounted at the root by farm/urls.py: the dashboard, /sites/… and /tenants/….
+# Mounted at the root by farm/urls.py: the dashboard, /sites/…, /backups/… and /tenants/….
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("sites/", include(site_pages)),
+    path("backups/", include(site_backup_pages)),
     path("tenants/", include(tenant_pages)),
 ]

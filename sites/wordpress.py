@@ -103,8 +103,9 @@ server {{
     server_tokens off;
 
     # php-fpm is found by name on the site network (endpoint_mode dnsrr): resolve
-    # it again every 10 s so a php task that moves to another IP keeps working.
-    resolver 127.0.0.11 valid=10s ipv6=off;
+    # it again every 2 s so a php task that moves to another IP keeps working, and a
+    # "no such name" answered before a new site's php-fpm started is soon forgotten.
+    resolver 127.0.0.11 valid=2s ipv6=off;
     set $php_upstream php:9000;
 
     location = /xmlrpc.php {{ return 403; }}

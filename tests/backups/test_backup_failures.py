@@ -16,11 +16,11 @@ import pytest
 
 from backups import restic
 from backups.models import Backup, BackupPolicy, BackupStatus
-from backups.services import start_site_backup
 from farm.models import OperationStatus
 from farm.runner import run_operation
 from monitoring.models import Alert
 from sites.models import Site
+from sites.services import start_site_backup
 from tests.backups.conftest import MARIADB, fill_big, fill_sample, schema_name, sql
 from tests.fakes.s3 import ACCESS_KEY, REGION, SECRET_KEY, free_port
 

@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
-from backups import restic, services, tasks
+from backups import restic, tasks
 from backups.models import (
     Backup,
     BackupKind,
@@ -31,6 +31,7 @@ from backups.models import (
 )
 from farm.models import Operation, OperationStatus
 from monitoring.models import Alert, AlertStatus
+from sites import services
 from sites.models import Site, SiteStatus
 from tests.conftest import client_for
 

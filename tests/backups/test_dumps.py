@@ -14,16 +14,15 @@ from pathlib import Path
 import pytest
 
 from backups import restic
-from backups.dumps import (
+from backups.mariadb import (
+    DumpFailed,
     RestoreFailed,
     SiteDbDump,
     consistent_db_backup,
     dump_completed,
-    physical_backup_producer,
     restore_db,
 )
-from backups.restic import DumpFailed, ResticError
-from backups.streams import SubprocessProducer
+from backups.restic import ProducerFailed, ResticError, SubprocessProducer
 from farm.errors import FarmError
 from nodes.mariadb import DatabaseError, Endpoint, connect, schema_fingerprint
 from tests.backups.conftest import (
@@ -217,7 +216,7 @@ def test_a_stream_cut_short_with_exit_status_0_leaves_no_snapshot(local_repo, tm
             return dump_completed(tail)
 
     producer = CutDump(["head", "-c", "10000", str(tmp_path / "dump.sql")], description="cut")
-    with pytest.raises(DumpFailed, match="cut short"):
+    with pytest.raises(ProducerFailed, match="cut short"):
         restic.backup_stream(local_repo, producer, filename="db.sql", tags=TAGS)
 
     assert restic.snapshots(local_repo) == []
@@ -380,54 +379,3 @@ def test_a_dump_mariadb_refuses_fails_the_restore_with_its_words(mariadb, schema
 def test_errors_are_farm_errors():
     assert issubclass(DumpFailed, FarmError) and issubclass(ResticError, FarmError)
     assert issubclass(RestoreFailed, FarmError)
-
-
-# -- physical backups -------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_a_physical_backup_streams_into_a_snapshot_that_extracts(
-    mariadb, local_repo, tmp_path: Path
-):
-    argv = [
-        "mariabackup",
-        "--backup",
-        "--stream=xbstream",
-        "--user=root",
-        "--datadir=/var/lib/mysql",
-        f"--target-dir={tmp_path / 'target'}",
-    ]
-    summary = restic.backup_stream(
-        local_repo,
-        physical_backup_producer(argv, {}),
-        filename="cluster.xb",
-        tags={"kind": "cluster"},
-    )
-
-    extracted = tmp_path / "extracted"
-    extracted.mkdir()
-    source = restic.dump(local_repo, summary.snapshot_id, "cluster.xb")
-    subprocess.run(["mbstream", "-x", "-C", str(extracted)], stdin=source.stdout, check=True)
-    assert source.wait() == 0
-    assert (extracted / "xtrabackup_checkpoints").exists()
-    assert (extracted / "ibdata1").exists()
-
-
-def test_a_physical_backup_that_fails_keeps_nothing(local_repo, tmp_path: Path):
-    argv = ["mariabackup", "--backup", "--stream=xbstream", "--datadir=/nonexistent"]
-    argv += [f"--target-dir={tmp_path}", "--user=root", "--host=127.0.0.1", f"--port={free_port()}"]
-
-    with pytest.raises(DumpFailed) as caught:
-        restic.backup_stream(
-            local_repo, physical_backup_producer(argv), filename="cluster.xb", tags={"kind": "c"}
-        )
-
-    assert "mariabackup" in caught.value.message
-    assert restic.snapshots(local_repo) == []
-
-
-def test_a_producer_that_never_says_completed_ok_is_incomplete(local_repo):
-    producer = physical_backup_producer([sys.executable, "-c", "print('data')"])
-    with pytest.raises(DumpFailed, match="completed OK!"):
-        restic.backup_stream(local_repo, producer, filename="cluster.xb", tags={"kind": "c"})
-    assert restic.snapshots(local_repo) == []

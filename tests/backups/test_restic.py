@@ -17,12 +17,18 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
-from backups import restic, s3
-from backups.manifests import compare_manifests, files_manifest, read_manifest, write_manifest
-from backups.restic import ResticError
-from backups.restic_cli import env as restic_env
-from backups.restic_errors import classify
-from backups.streams import SubprocessProducer
+from backups import restic
+from backups.restic import (
+    ResticError,
+    SubprocessProducer,
+    classify,
+    compare_manifests,
+    files_manifest,
+    read_manifest,
+    s3,
+    write_manifest,
+)
+from backups.restic import env as restic_env
 from tests.backups.conftest import new_local_repository, s3_repository
 from tests.fakes.s3 import ACCESS_KEY, REGION, SECRET_KEY
 
@@ -355,7 +361,7 @@ def test_a_stream_becomes_one_file_in_a_snapshot(local_repo, tmp_path):
 
 def test_a_stream_whose_producer_fails_leaves_no_snapshot(local_repo):
     code = "import sys; sys.stdout.write('half'); sys.stderr.write('it broke'); sys.exit(3)"
-    with pytest.raises(restic.DumpFailed) as caught:
+    with pytest.raises(restic.ProducerFailed) as caught:
         restic.backup_stream(local_repo, Stream(code), filename="s.bin", tags={"kind": "db"})
     assert "exited with status 3" in caught.value.message
     assert caught.value.stderr_tail == "it broke" and "it broke" in caught.value.message
@@ -368,7 +374,7 @@ def test_a_worker_that_dies_mid_stream_leaves_no_snapshot(local_repo, tmp_path):
 import django, sys
 django.setup()
 from backups import restic
-from backups.streams import SubprocessProducer
+from backups.restic import SubprocessProducer
 repo = restic.Repository({local_repo.url!r}, {local_repo.password!r}, {{}}, None)
 producer = SubprocessProducer(
     [sys.executable, "-c", "import sys\\nwhile True: sys.stdout.buffer.write(bytes(65536))"]

@@ -12,7 +12,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from backups import restic, services
+from backups import restic
 from backups.models import Backup, BackupStatus, Restore, RestoreStatus
 from farm.models import Operation, Tenant, User
 from farm.operations import roll_back_operation
@@ -139,7 +139,7 @@ def state_of(site: Site) -> tuple[dict, dict]:
 
 
 def back_up(site: Site, operator: User) -> None:
-    operation = services.back_up_now(site=site, actor=operator)
+    operation = site_services.back_up_now(site=site, actor=operator)
     assert run_operation(operation.pk) == "succeeded", Operation.objects.get(pk=operation.pk).error
 
 
@@ -156,7 +156,7 @@ def vandalise(site: Site) -> None:
 def restore(site: Site, operator: User, target: str) -> Restore:
     """Restore the state of the manual backup (safety backups taken later are newer)."""
     at = Backup.objects.filter(site=site, reason="manual").latest("finished_at").finished_at
-    started = services.start_restore(
+    started = site_services.start_restore(
         site=site,
         point_in_time=at,
         scope="both",
@@ -223,7 +223,7 @@ def test_round_trip_in_place_then_beside_and_switch(repo_dir, site):
     assert get(preview).status_code == 200
     assert "Defaced" in get(site).text, "the site itself was left alone"
 
-    switch = services.switch_to_preview(restore=beside, actor=operator)
+    switch = site_services.switch_to_preview(restore=beside, actor=operator)
     assert run_operation(switch.pk) == "succeeded", Operation.objects.get(pk=switch.pk).error
     beside.refresh_from_db()
     assert beside.status == RestoreStatus.SWITCHED
@@ -290,7 +290,7 @@ def test_a_drill_restores_beside_verifies_measures_and_removes_the_preview(repo_
 
     site, operator = site
     prepare(site, operator)
-    started = services.run_drills(1)
+    started = site_services.run_drills(1)
     assert len(started) == 1
     drill = Restore.objects.get(pk=started[0])
     assert drill.is_drill and drill.target == "beside"

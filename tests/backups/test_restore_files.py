@@ -22,15 +22,16 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from backups import restic, steps, verify
-from backups.manifests import files_manifest
+from backups import restic
 from backups.models import Backup, Restore, RestoreScope, RestoreTarget
-from backups.restore_steps import RemovePreview, RestoreFiles, aside_dir
+from backups.restic import commands as restic_commands
+from backups.restic import files_manifest
 from farm.models import Operation
 from farm.operations import StepContext, get_kind, start_operation
 from nodes import edge
 from sites import files
 from sites.models import Site, SiteStatus
+from sites.steps import RemovePreview, RestoreFiles, aside_dir, backup_site_files, verify
 from tests.support.planted import KINDS, Outside, plant
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +74,7 @@ def site(tenant, farm_dirs) -> Site:
 
 
 def back_up(site: Site) -> Backup:
-    return steps.backup_site_files(site, reason="manual", operation_id=None, log=lambda m: None)
+    return backup_site_files(site, reason="manual", operation_id=None, log=lambda m: None)
 
 
 def restore_of(site: Site, backup: Backup) -> Restore:
@@ -343,7 +344,7 @@ def test_item_14_a_file_changed_while_restic_reads_does_not_fail_verification(si
         (root / "wp-content" / "uploads" / "new-upload.jpg").write_bytes(b"\xff\xd8 new")
         return real_backup_paths(*args, **kwargs)
 
-    monkeypatch.setattr(steps.restic, "backup_paths", site_writes_meanwhile)
+    monkeypatch.setattr(restic_commands, "backup_paths", site_writes_meanwhile)
     backup = back_up(site)
     monkeypatch.undo()
     stored = listing(root)

@@ -18,18 +18,19 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from backups import restic, services
+from backups import restic
 from backups.models import Restore, RestoreScope, RestoreStatus, RestoreTarget
-from backups.restore_steps import PreviewSite
 from farm.errors import FarmError, QuotaExceeded
 from farm.models import Operation, OperationStatus
 from farm.operations import StepContext, cancel_operation, get_kind
 from farm.runner import run_operation
-from nodes.capacity import CapacityError
+from nodes.capacity import CapacityError, site_reservation
 from nodes.models import Node
 from sites import files
 from sites import services as site_services
 from sites.models import Site, SiteStatus
+from sites.services import restores
+from sites.steps import PreviewSite
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,7 @@ def _farm(settings, tmp_path: Path, monkeypatch) -> None:
         ident = ("d" if kind == "db" else "f") * 64
         return restic.Snapshot(ident, ident[:8], at, {"site": str(site.pk)}, ["/x"], "farm")
 
-    monkeypatch.setattr(services, "_snapshot_for", snapshot_for)
+    monkeypatch.setattr(restores, "_snapshot_for", snapshot_for)
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def site(tenant) -> Site:
 
 
 def start_beside(site: Site, actor: Any, *, drill: bool = False) -> Restore:
-    return services.start_restore(
+    return site_services.start_restore(
         site=site,
         point_in_time=timezone.now(),
         scope=RestoreScope.BOTH,
@@ -120,7 +121,7 @@ def test_item_7_the_wizard_says_why_a_restore_beside_is_refused(owner, tenant, s
 def test_item_7_a_restore_in_place_needs_no_room_for_a_preview(owner, tenant, site):
     tenant.site_quota = 1
     tenant.save()
-    restore = services.start_restore(
+    restore = site_services.start_restore(
         site=site,
         point_in_time=timezone.now(),
         scope=RestoreScope.BOTH,
@@ -154,13 +155,15 @@ def test_item_7_a_preview_counts_as_a_live_site_from_the_moment_the_restore_star
 
 
 def test_item_7_a_restore_beside_needs_room_on_a_worker_for_its_preview(owner, site):
+    # Room for the site itself, not for a preview beside it.
+    one_site_mb = site_reservation(cache_enabled=site.cache_enabled).memory_mb
     Node.objects.create(
         swarm_id="small-1",
         hostname="small-1",
         role="worker",
         status="ready",
         availability="active",
-        memory_bytes=300 * 1024**2,  # room for the site itself (256 MB), not for a preview
+        memory_bytes=int(one_site_mb * 1.5) * 1024**2,
         cpus=2,
         farm_roles=["worker"],
     )
@@ -218,7 +221,7 @@ def test_item_7_a_preview_name_already_taken_is_never_shared(
     owner, tenant, site, worker_node, monkeypatch
 ):
     tokens = iter(["0" * 16, "1" * 16])
-    monkeypatch.setattr("backups.restore_steps.secrets.token_hex", lambda n: next(tokens))
+    monkeypatch.setattr("sites.steps.preview.secrets.token_hex", lambda n: next(tokens))
     squatted = Site.objects.create(
         tenant=tenant,
         domain=f"restore-{site.pk}-{'0' * 16}.{PREVIEW_DOMAIN}",

@@ -18,10 +18,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from backups import restic, rpo
+from backups import policy, restic
 from backups.models import Backup, BackupKind, BackupStatus
 from farm.models import Tenant
 from monitoring.models import Alert, AlertStatus
+from sites import services
 from sites.models import Site, SiteStatus
 from tests.conftest import client_for
 
@@ -118,8 +119,8 @@ def farm(repo, tenant) -> dict[str, Site]:
     }
 
 
-def rows_by_domain(sites: list[Site]) -> dict[str, rpo.LedgerRow]:
-    return {row.site.domain: row for row in rpo.ledger(sites, fresh=True)}
+def rows_by_domain(sites: list[Site]) -> dict[str, policy.LedgerRow]:
+    return {row.site.domain: row for row in policy.ledger(sites, fresh=True)}
 
 
 def test_the_ledger_measures_each_site_against_six_hours(farm):
@@ -179,10 +180,10 @@ def test_size_drops_of_more_than_half_are_listed(repo, tenant, snapshot_ids):
 
 def test_the_listing_is_cached_for_a_minute_unless_fresh_is_asked(farm, repo, tmp_path):
     new = farm["new"]
-    assert rpo.ledger([new])[0].snapshots == 0
+    assert policy.ledger([new])[0].snapshots == 0
     snapshot(repo, new.pk, "db", hours_ago=0.1, tmp_path=tmp_path)
-    assert rpo.ledger([new])[0].snapshots == 0, "from the cache"
-    assert rpo.ledger([new], fresh=True)[0].snapshots == 1
+    assert policy.ledger([new])[0].snapshots == 0, "from the cache"
+    assert policy.ledger([new], fresh=True)[0].snapshots == 1
 
 
 # -- alerts ---------------------------------------------------------------------------
@@ -194,8 +195,8 @@ def firing_rpo_alerts() -> dict[int | None, Alert]:
 
 
 def test_check_rpo_raises_one_alert_per_breached_site_and_resolves_it(farm, repo, tmp_path):
-    assert rpo.check_rpo() == {"breached": 2}
-    assert rpo.check_rpo() == {"breached": 2}
+    assert services.check_rpo() == {"breached": 2}
+    assert services.check_rpo() == {"breached": 2}
     firing = firing_rpo_alerts()
     assert set(firing) == {farm["b"].pk, farm["old"].pk}
     assert Alert.objects.filter(source="rpo").count() == 2, "raised again: the same alert"
@@ -204,7 +205,7 @@ def test_check_rpo_raises_one_alert_per_breached_site_and_resolves_it(farm, repo
     assert firing[farm["b"].pk].tenant_id == farm["b"].tenant_id
 
     snapshot(repo, farm["b"].pk, "db", hours_ago=0, tmp_path=tmp_path)
-    assert rpo.check_rpo() == {"breached": 1}
+    assert services.check_rpo() == {"breached": 1}
     assert set(firing_rpo_alerts()) == {farm["old"].pk}
     resolved = Alert.objects.get(site=farm["b"], source="rpo")
     assert resolved.status == AlertStatus.RESOLVED and resolved.resolved_at is not None
@@ -212,14 +213,14 @@ def test_check_rpo_raises_one_alert_per_breached_site_and_resolves_it(farm, repo
 
 def test_deleted_sites_are_not_watched(farm):
     Site.objects.filter(pk__in=[farm["b"].pk, farm["old"].pk]).update(status=SiteStatus.DELETED)
-    assert rpo.check_rpo() == {"breached": 0}
+    assert services.check_rpo() == {"breached": 0}
     assert not firing_rpo_alerts()
 
 
 def test_the_alert_of_a_site_deleted_while_breached_is_resolved(farm):
-    rpo.check_rpo()
+    services.check_rpo()
     Site.objects.filter(pk=farm["b"].pk).update(status=SiteStatus.DELETED)
-    assert rpo.check_rpo() == {"breached": 1}
+    assert services.check_rpo() == {"breached": 1}
     assert set(firing_rpo_alerts()) == {farm["old"].pk}
 
 
@@ -227,26 +228,26 @@ def test_before_the_first_backup_there_is_no_repository_and_no_site_has_a_snapsh
     farm, settings, tmp_path
 ):
     settings.FARM_BACKUP_REPOSITORY = str(tmp_path / "not-created-yet")
-    assert rpo.check_rpo() == {"breached": 3}, "all but NEW, still within its first 6 h"
-    assert not Alert.objects.filter(fingerprint=rpo.UNREADABLE_ALERT).exists()
+    assert services.check_rpo() == {"breached": 3}, "all but NEW, still within its first 6 h"
+    assert not Alert.objects.filter(fingerprint=policy.UNREADABLE_ALERT).exists()
     assert not (tmp_path / "not-created-yet").exists(), "the check creates nothing"
 
 
 def test_a_farm_without_sites_does_not_read_the_repository(settings, tmp_path):
     settings.FARM_RESTIC_PASSWORD = "not-the-password"  # would fail, were it read
-    assert rpo.check_rpo() == {"breached": 0}
+    assert services.check_rpo() == {"breached": 0}
 
 
 def test_an_unreadable_repository_is_an_alert_until_it_reads_again(farm, settings):
     settings.FARM_RESTIC_PASSWORD = "not-the-password"
     with pytest.raises(restic.ResticError):
-        rpo.check_rpo()
-    unreadable = Alert.objects.get(fingerprint=rpo.UNREADABLE_ALERT)
+        services.check_rpo()
+    unreadable = Alert.objects.get(fingerprint=policy.UNREADABLE_ALERT)
     assert unreadable.status == AlertStatus.FIRING and unreadable.severity == "critical"
     assert "password" in unreadable.description
 
     settings.FARM_RESTIC_PASSWORD = PASSWORD
-    assert rpo.check_rpo() == {"breached": 2}
+    assert services.check_rpo() == {"breached": 2}
     unreadable.refresh_from_db()
     assert unreadable.status == AlertStatus.RESOLVED
 

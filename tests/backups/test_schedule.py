@@ -16,14 +16,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from backups import schedule, services
+from backups import policy as schedule
 from backups.models import BackupPolicy
-from backups.operations import backup_alert_fingerprint
 from farm.errors import OperationConflict
 from farm.models import Operation, OperationStatus, Tenant
 from farm.operations import get_kind, start_operation
 from monitoring.models import Alert, AlertStatus
+from sites import services, tasks
 from sites.models import Site, SiteStatus
+from sites.operations import backup_alert_fingerprint
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -105,7 +106,7 @@ def test_the_tick_costs_the_same_queries_for_5_and_5000_due_sites(tenant, queue)
     now = timezone.now()
     due_policies(make_sites(tenant, 5, prefix="few"), at=now - timedelta(minutes=1))
     with CaptureQueriesContext(connection) as few:
-        assert schedule.tick(now) == 10, "database and files of 5 sites"
+        assert tasks.backup_tick(now) == 10, "database and files of 5 sites"
     assert len(queue) == 1
 
     BackupPolicy.objects.update(
@@ -113,24 +114,24 @@ def test_the_tick_costs_the_same_queries_for_5_and_5000_due_sites(tenant, queue)
     )
     due_policies(make_sites(tenant, 5000, prefix="many"), at=now - timedelta(minutes=1))
     with CaptureQueriesContext(connection) as many:
-        assert schedule.tick(now) == 10000
+        assert tasks.backup_tick(now) == 10000
     assert len(many.captured_queries) == len(few.captured_queries)
     assert len(queue) == 2, "one task per tick, however many sites are due"
-    assert queue[-1][0] == ("backups.tasks.start_claimed_backups",)
+    assert queue[-1][0] == ("sites.tasks.start_claimed_backups",)
 
 
 def test_a_second_tick_right_after_claims_nothing_and_enqueues_nothing(tenant, queue):
     now = timezone.now()
     due_policies(make_sites(tenant, 3, prefix="s"), at=now)
-    assert schedule.tick(now) == 6
-    assert schedule.tick(now + timedelta(seconds=30)) == 0
+    assert tasks.backup_tick(now) == 6
+    assert tasks.backup_tick(now + timedelta(seconds=30)) == 0
     assert len(queue) == 1
 
 
 def test_nothing_due_enqueues_nothing(tenant, queue):
     now = timezone.now()
     due_policies(make_sites(tenant, 3, prefix="s"), at=now + timedelta(minutes=1))
-    assert schedule.tick(now) == 0
+    assert tasks.backup_tick(now) == 0
     assert queue == []
 
 
@@ -140,7 +141,7 @@ def test_disabled_policies_and_deleted_or_failed_sites_are_not_claimed(tenant, q
     due_policies(make_sites(tenant, 1, prefix="gone", status=SiteStatus.DELETED), at=now)
     due_policies(make_sites(tenant, 1, prefix="broken", status=SiteStatus.FAILED), at=now)
     due_policies(make_sites(tenant, 1, prefix="paused", status=SiteStatus.SUSPENDED), at=now)
-    assert schedule.tick(now) == 2, "only the suspended site's database and files"
+    assert tasks.backup_tick(now) == 2, "only the suspended site's database and files"
     claimed = BackupPolicy.objects.filter(db_claimed_at__isnull=False)
     assert [p.site.domain for p in claimed] == ["paused0.acme.test"]
 
@@ -148,9 +149,9 @@ def test_disabled_policies_and_deleted_or_failed_sites_are_not_claimed(tenant, q
 def test_a_claim_left_behind_is_handed_to_the_worker_again_by_a_later_tick(tenant, queue):
     now = timezone.now()
     due_policies(make_sites(tenant, 1, prefix="s"), at=now)
-    schedule.tick(now)
+    tasks.backup_tick(now)
     # The worker has not started it (its site was busy, or the task was lost).
-    assert schedule.tick(now + timedelta(minutes=5)) == 0
+    assert tasks.backup_tick(now + timedelta(minutes=5)) == 0
     assert len(queue) == 2, "a later tick enqueues the worker again for the old claim"
 
 
@@ -170,7 +171,7 @@ def test_each_claimed_policy_starts_one_backup_of_what_was_claimed(tenant):
         next_db_at=NOON + timedelta(hours=1),
         next_files_at=NOON + timedelta(hours=15),
     )
-    assert schedule.tick(NOON) == 3
+    assert tasks.backup_tick(NOON) == 3
 
     assert services.start_claimed_backups(NOON) == {"started": 2, "busy": 0, "dropped": 0}
 
@@ -197,7 +198,7 @@ def test_each_claimed_policy_starts_one_backup_of_what_was_claimed(tenant):
 def test_late_in_the_evening_the_daily_slot_comes_first(tenant):
     evening = NOON.replace(hour=22)
     _, policy = make_site_with_policy(tenant, "late.acme.test", next_db_at=evening)
-    schedule.tick(evening)
+    tasks.backup_tick(evening)
     services.start_claimed_backups(evening)
     policy.refresh_from_db()
     assert policy.next_db_at == datetime(2025, 3, 11, 2, 0, tzinfo=UTC)
@@ -208,7 +209,7 @@ def test_a_site_held_by_another_operation_stays_claimed_until_it_is_free(tenant)
     restore = start_operation(
         "test.recorded", target_type="test", target_id="restore", lock_name=f"site:{site.pk}"
     )
-    schedule.tick(NOON)
+    tasks.backup_tick(NOON)
 
     assert services.start_claimed_backups(NOON) == {"started": 0, "busy": 1, "dropped": 0}
     policy.refresh_from_db()
@@ -228,20 +229,20 @@ def test_a_site_held_by_another_operation_stays_claimed_until_it_is_free(tenant)
 def test_a_claim_on_a_site_deleted_since_the_tick_is_dropped_not_started(tenant, queue):
     site, _ = make_site_with_policy(tenant, "bye.acme.test", next_db_at=NOON)
     _, disabled = make_site_with_policy(tenant, "off.acme.test", next_db_at=NOON)
-    schedule.tick(NOON)
+    tasks.backup_tick(NOON)
     Site.objects.filter(pk=site.pk).update(status=SiteStatus.DELETED)
     BackupPolicy.objects.filter(pk=disabled.pk).update(enabled=False)
 
     assert services.start_claimed_backups(NOON) == {"started": 0, "busy": 0, "dropped": 2}
     assert not Operation.objects.exists()
     assert not BackupPolicy.objects.filter(db_claimed_at__isnull=False).exists()
-    schedule.tick(NOON + timedelta(minutes=10))
+    tasks.backup_tick(NOON + timedelta(minutes=10))
     assert len(queue) == 1, "nothing left behind to hand over again"
 
 
 def test_a_scheduled_backup_after_failures_counts_its_attempt(tenant):
     make_site_with_policy(tenant, "flaky.acme.test", next_db_at=NOON, failures=2)
-    schedule.tick(NOON)
+    tasks.backup_tick(NOON)
     services.start_claimed_backups(NOON)
     assert Operation.objects.get(kind="backup.site").params["attempt"] == 3
 

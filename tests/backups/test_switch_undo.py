@@ -14,13 +14,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from backups import switch_steps
 from backups.models import BackupPolicy, Restore, RestoreScope, RestoreStatus, RestoreTarget
 from farm.errors import FarmError
 from farm.models import OperationStatus
 from farm.operations import StepContext, get_kind, roll_back_operation, start_operation
 from farm.runner import run_operation
 from sites.models import Site, SiteStatus
+from sites.steps import switch as switch_steps
 
 pytestmark = pytest.mark.django_db
 

@@ -379,8 +379,9 @@ def _nothing_leaves_the_panel() -> Iterator[None]:
         mock.patch("backups.restic.snapshots", forbidden),
         mock.patch("sites.swarm_site.stack_state", return_value=[]),
         mock.patch("sites.reconcile.find_drift", return_value=[]),
-        mock.patch("backups.rpo.repository_snapshots", return_value=[]),
-        mock.patch("backups.wizard.snapshot_choices", return_value=[]),
+        mock.patch("sites.reconcile.restore_routes", return_value=[]),
+        mock.patch("backups.policy.rpo.repository_snapshots", return_value=[]),
+        mock.patch("backups.policy.site_snapshots", return_value=[]),
         mock.patch("django_q.tasks.async_task"),
     ):
         yield

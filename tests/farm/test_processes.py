@@ -192,7 +192,7 @@ def test_item_6_the_settings_refuse_a_queue_timeout_shorter_than_a_restic_comman
     assert ok.returncode == 0, ok.stderr
     default = _boot(
         {},
-        "from django.conf import settings as s; from backups import backup_settings as b; "
+        "from django.conf import settings as s; from backups.restic import settings as b; "
         "print(s.Q_CLUSTER['timeout'], s.Q_CLUSTER['retry'], b.FARM_RESTIC_TIMEOUT, "
         "s.FARM_OPERATION_MAX_ATTEMPTS)",
     )

@@ -16,7 +16,7 @@ def test_every_environment_variable_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     names: set[str] = set()
     for app in ("farm", "nodes", "monitoring", "backups", "sites"):
-        for path in (ROOT / app).rglob("*settings*.py"):  # settings.py, backup_settings.py …
+        for path in (ROOT / app).rglob("*settings*.py"):  # settings.py, restic/settings.py …
             names.update(READERS.findall(path.read_text()))
     assert len(names) > 40
     missing = sorted(n for n in names if n not in readme and n.replace("_FILE", "") not in readme)

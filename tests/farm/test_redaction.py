@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
 
-from backups import rpo
+from backups import policy, restic
 from farm.models import Operation, OperationStep
 from sites.models import Site
 from tests.conftest import client_for
@@ -115,12 +115,12 @@ def test_item_13_redaction_keeps_what_is_not_the_farms_insides(owner, member, op
 
 @pytest.fixture
 def cached_ledger(monkeypatch):
-    cache.set(rpo.CACHE_KEY, [], rpo.CACHE_SECONDS)
+    cache.set(policy.CACHE_KEY, [], policy.CACHE_SECONDS)
     snapshots = mock.Mock(return_value=[])
-    monkeypatch.setattr(rpo.restic, "snapshots", snapshots)
-    monkeypatch.setattr(rpo.restic, "repository_from_settings", mock.Mock())
+    monkeypatch.setattr(restic, "snapshots", snapshots)
+    monkeypatch.setattr(restic, "repository_from_settings", mock.Mock())
     yield snapshots
-    cache.delete(rpo.CACHE_KEY)
+    cache.delete(policy.CACHE_KEY)
 
 
 def test_item_13_a_tenants_refresh_of_the_rpo_ledger_does_not_run_restic(

@@ -3,7 +3,8 @@
 A fresh farm has no restic repository until its first backup: the daily check
 has nothing to check, which is not a failure. A new site whose WordPress is not
 installed yet answers 302 to the install screen: it is up. A route with nothing
-behind it is down.
+behind it is down, and so is a site whose WordPress answers 500 (its PHP or its
+database broken): the probe asks for the front page itself, once a minute.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from backups.models import Backup, BackupStatus, RepositoryCheck
 from monitoring import prometheus
 from monitoring.alerts import raise_alert
 from monitoring.models import Alert, AlertStatus
-from nodes import platform
+from nodes import platform, routes
 from nodes.bootstrap import Report, ensure_config
 from nodes.images import image_for
 from nodes.swarm import (
@@ -92,29 +93,31 @@ def test_item18_a_repository_gone_after_backups_were_made_is_still_a_failure(
 
 # -- the site probe, on the real farm --------------------------------------------------
 
-# What a site whose WordPress is not installed yet answers: 302 to the install screen.
+# What a site whose WordPress is not installed yet answers: 302 to the install screen;
+# and one whose database is down: WordPress's "Error establishing a database connection".
 INSTALL_REDIRECT = """server {
     listen 80;
     server_name _;
     location / { return 302 http://$host/wp-admin/install.php; }
 }
 """
+DATABASE_DOWN = """server {
+    listen 80;
+    server_name _;
+    location / { return 500 "Error establishing a database connection"; }
+}
+"""
 
 
 def routed_nginx(name: str, *, port: int, configs: list[FileRef] | None = None) -> ServiceDef:
-    host = f"{name}.localhost"
+    """An nginx service with a route for ``<name>.localhost`` in the routing Redis."""
+    routes.put(routes.Route(name, f"{name}.localhost", url=f"http://{name}:{port}"))
     return ServiceDef(
         name=name,
         image=image_for("nginx"),
         stack=name,
         networks={platform.public_network(1): []},
         configs=configs or [],
-        labels={
-            "traefik.enable": "true",
-            f"traefik.http.routers.{name}.rule": f"Host(`{host}`)",
-            f"traefik.http.routers.{name}.entrypoints": "web",
-            f"traefik.http.services.{name}.loadbalancer.server.port": str(port),
-        },
     )
 
 
@@ -136,27 +139,36 @@ def test_item18_a_new_site_on_its_install_screen_is_up_and_a_route_with_nothing_
     tag = uuid.uuid4().hex[:8]
     config = NamedContent(f"test-install-{tag}", INSTALL_REDIRECT)
     ensure_config(cli, config, Report(), stack=f"test-install-{tag}")
+    broken_config = NamedContent(f"test-broken-{tag}", DATABASE_DOWN)
+    ensure_config(cli, broken_config, Report(), stack=f"test-broken-{tag}")
     installing = routed_nginx(
         f"test-install-{tag}",
         port=80,
         configs=[FileRef(config.name, "/etc/nginx/conf.d/install.conf")],
     )
+    broken = routed_nginx(
+        f"test-broken-{tag}",
+        port=80,
+        configs=[FileRef(broken_config.name, "/etc/nginx/conf.d/broken.conf")],
+    )
     nothing_behind = routed_nginx(f"test-nothing-{tag}", port=81)  # nobody listens on 81
+    services = (installing, broken, nothing_behind)
     targets = {
         "installing": (910_000 + int(tag[:4], 16), f"{installing.name}.localhost"),
+        "database down": (940_000 + int(tag[:4], 16), f"{broken.name}.localhost"),
         "nothing behind": (920_000 + int(tag[:4], 16), f"{nothing_behind.name}.localhost"),
         "no route": (930_000 + int(tag[:4], 16), f"test-unrouted-{tag}.localhost"),
     }
     try:
-        for sdef in (installing, nothing_behind):
+        for sdef in services:
             apply_service(cli, sdef)
-        wait_converged(cli, [installing.name, nothing_behind.name], timeout_s=120)
+        wait_converged(cli, [s.name for s in services], timeout_s=120)
         for site_id, domain in targets.values():
             prometheus.write_site_target(
                 site_id=site_id, domain=domain, tenant="test", via_edge=True
             )
-        # file_sd is re-read every 30 s, targets are scraped every 15 s.
-        deadline = time.monotonic() + 150
+        # file_sd is re-read every 30 s, sites are probed every 60 s.
+        deadline = time.monotonic() + 200
         seen: dict[str, dict[str, str]] = {}
         while time.monotonic() < deadline:
             seen = {what: probe(site_id) for what, (site_id, _) in targets.items()}
@@ -164,17 +176,20 @@ def test_item18_a_new_site_on_its_install_screen_is_up_and_a_route_with_nothing_
                 break
             time.sleep(3)
         assert seen["installing"] == {"probe_success": "1", "probe_http_status_code": "302"}
+        assert seen["database down"] == {"probe_success": "0", "probe_http_status_code": "500"}
         assert seen["nothing behind"]["probe_success"] == "0", seen
         assert seen["nothing behind"]["probe_http_status_code"] in ("502", "503"), seen
         assert seen["no route"] == {"probe_success": "0", "probe_http_status_code": "404"}
     finally:
         for site_id, _ in targets.values():
             prometheus.remove_site_target(site_id)
-        for sdef in (installing, nothing_behind):
+        for sdef in services:
+            routes.remove(sdef.name)
             remove_service(cli, sdef.name)
-        wait_containers_gone(cli, {installing.name, nothing_behind.name})
-        for leftover in cli.configs.list(filters={"name": config.name}):
-            leftover.remove()
+        wait_containers_gone(cli, {s.name for s in services})
+        for made in (config, broken_config):
+            for leftover in cli.configs.list(filters={"name": made.name}):
+                leftover.remove()
 
 
 @pytest.mark.swarm

@@ -83,7 +83,7 @@ def test_capacity_constants_match_what_the_stacks_reserve():
     from nodes.platform import SECRET_FILES, service_defs
     from sites.maintenance import maintenance_service
 
-    platform = [*service_defs({name: "x" for name in SECRET_FILES}), maintenance_service({})]
+    platform = [*service_defs({name: "x" for name in SECRET_FILES}), maintenance_service()]
     assert PLATFORM.cpu == pytest.approx(sum(s.cpu_reservation or 0 for s in platform))
     assert PLATFORM.memory_mb == sum(s.mem_reservation_mb or 0 for s in platform)
     assert set(SITE_SERVICES) == {"php", "nginx", "redis"}

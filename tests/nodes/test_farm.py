@@ -12,7 +12,7 @@ import requests
 from django.conf import settings
 from django.urls import reverse
 
-from nodes import platform
+from nodes import platform, routes
 from nodes.bootstrap import farm_down, farm_up, secret_value
 from nodes.images import image_for
 from nodes.inventory import sync_nodes
@@ -83,29 +83,21 @@ def test_a_second_farm_up_reports_no_changes():
     assert again.no_changes
 
 
-def test_traefik_routes_by_host_to_a_labelled_service():
+def test_traefik_routes_by_host_to_a_service_named_in_the_routing_redis():
     ensure_farm()
     cli = client()
     name = f"test-whoami-{uuid.uuid4().hex[:8]}"
     host = f"{name}.localhost"
     # The nginx image answers /healthz on 8080 from its default server.
     sdef = ServiceDef(
-        name=name,
-        image=image_for("nginx"),
-        stack=name,
-        networks={platform.public_network(1): []},
-        labels={
-            "traefik.enable": "true",
-            f"traefik.http.routers.{name}.rule": f"Host(`{host}`)",
-            f"traefik.http.routers.{name}.entrypoints": "web",
-            f"traefik.http.services.{name}.loadbalancer.server.port": "8080",
-        },
+        name=name, image=image_for("nginx"), stack=name, networks={platform.public_network(1): []}
     )
     try:
         apply_service(cli, sdef)
         wait_converged(cli, [name], timeout_s=120)
+        routes.put(routes.Route(name, host, url=f"http://{name}:8080"))
         url = f"http://127.0.0.1:{settings.FARM_HTTP_PORT}/healthz"
-        deadline = time.monotonic() + 30  # Traefik polls the Swarm every 2 s
+        deadline = time.monotonic() + 30
         response = None
         while time.monotonic() < deadline:
             response = requests.get(url, headers={"Host": host}, timeout=5)
@@ -116,6 +108,7 @@ def test_traefik_routes_by_host_to_a_labelled_service():
         other = requests.get(url, headers={"Host": "nobody.localhost"}, timeout=5)
         assert other.status_code == 404, "unknown hosts get Traefik's 404"
     finally:
+        routes.remove(name)
         remove_service(cli, name)
 
 

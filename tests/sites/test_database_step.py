@@ -12,9 +12,8 @@ import pytest
 from farm.models import Operation
 from farm.operations import StepContext, get_kind, start_operation
 from nodes import proxysql
-from sites.lifecycle_steps import DropDatabase
 from sites.models import Site, SiteStatus
-from sites.steps import Database
+from sites.steps import Database, DropDatabase
 from tests.fakes.proxysql import FakeProxySQLAdmin, running_fake_proxysql
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from farm.errors import FarmError, QuotaExceeded
 from farm.models import AuditEvent, Operation
 from farm.operations import StepContext, get_kind
 from farm.runner import run_operation
-from sites import lifecycle_steps, services, steps
+from sites import services, steps
 from sites.claims import ClaimOutcome, check_domain_claim
 from sites.dns import farm_mark
 from sites.dns_errors import DnsNameTaken
@@ -377,7 +377,7 @@ def test_item_2_the_dns_step_does_not_touch_a_record_marked_for_another_site(
 
     with pytest.raises(DnsNameTaken) as caught:
         steps.Dns().run(_context(operation, "dns"))
-    lifecycle_steps.RemoveDns().run(_context(operation, "dns"))  # the undo: deletes nothing
+    steps.RemoveDns().run(_context(operation, "dns"))  # the undo: deletes nothing
 
     assert caught.value.retryable is False
     assert "A record the farm made for site 999" in caught.value.message
@@ -418,7 +418,7 @@ def test_item_2_delete_removes_the_sites_own_record_and_leaves_foreign_ones(
         site=site, actor=operator, confirm_domain="shop.farm.example", purge=False
     )
 
-    lifecycle_steps.RemoveDns().run(_context(operation, "remove_dns"))
+    steps.RemoveDns().run(_context(operation, "remove_dns"))
 
     assert cloudflare.records_named("shop.farm.example") == [foreign, other_sites]
     assert "removed 1 DNS record(s)" in operation.steps.get(name="remove_dns").log

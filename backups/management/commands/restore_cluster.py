@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from backups.cluster import restore_cluster
+from backups.mariadb import restore_cluster
 from farm.errors import FarmError
 
 

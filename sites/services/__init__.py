@@ -1,0 +1,49 @@
+"""Every change to a site, one function each; views, commands and tasks call these.
+One module per kind of change: the site's life (``lifecycle``), its backups
+(``backups``) and its restores (``restores``). This module is their public API."""
+
+from sites.services.backups import (
+    ALL_KINDS,
+    CLAIMABLE,
+    back_up_now,
+    check_rpo,
+    claim_due_backups,
+    live_sites,
+    start_claimed_backups,
+    start_site_backup,
+)
+from sites.services.lifecycle import (
+    Created,
+    DomainTaken,
+    approve_site_domain,
+    create_site,
+    decline_site_domain,
+    delete_site,
+    repair_site,
+    resume_site,
+    suspend_site,
+)
+from sites.services.restores import run_drills, start_restore, switch_to_preview
+
+__all__ = [
+    "ALL_KINDS",
+    "CLAIMABLE",
+    "Created",
+    "DomainTaken",
+    "approve_site_domain",
+    "back_up_now",
+    "check_rpo",
+    "claim_due_backups",
+    "create_site",
+    "decline_site_domain",
+    "delete_site",
+    "live_sites",
+    "repair_site",
+    "resume_site",
+    "run_drills",
+    "start_claimed_backups",
+    "start_restore",
+    "start_site_backup",
+    "suspend_site",
+    "switch_to_preview",
+]

@@ -1,0 +1,149 @@
+"""The restore wizard: site → point in time → scope → target → confirm → run; and the
+switch of a site to its verified preview.
+
+One screen per step. Each step is a plain form (GET, the last one POST) that
+carries the earlier answers as hidden fields, so it all works without
+JavaScript; with htmx each answer swaps only the wizard panel in and pushes
+the URL, so Back and reload behave.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from backups import policy
+from backups.models import Restore, RestoreScope, RestoreTarget
+from farm.errors import FarmError
+from farm.http import AuthedRequest
+from farm.models.tenancy import can_change_tenant
+from farm.shortcuts import get_for_user, require_change
+from sites import services
+from sites.models import Site
+
+STEPS = ("site", "point", "scope", "target", "confirm")
+
+
+class ConfirmForm(forms.Form):
+    confirm_domain = forms.CharField(max_length=300)
+
+    def __init__(self, *args: Any, site: Site, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.site = site
+
+    def clean_confirm_domain(self) -> str:
+        typed = str(self.cleaned_data["confirm_domain"]).strip().lower()
+        if typed not in (self.site.domain, self.site.display_domain.lower()):
+            raise ValidationError("That is not this site's domain.", code="mismatch")
+        return typed
+
+
+def parse_point(value: str) -> datetime | None:
+    """The chosen point in time, or None when it is missing or not a time at all."""
+    try:
+        point = parse_datetime(value) if value else None
+    except ValueError:  # well formed but impossible, such as February 30th
+        return None
+    if point is not None and timezone.is_naive(point):
+        point = timezone.make_aware(point)
+    return point
+
+
+def _render(request: AuthedRequest, step: str, context: dict[str, object]) -> HttpResponse:
+    context.update(step=step, steps=STEPS, step_index=STEPS.index(step) + 1)
+    template = "backups/restore_wizard.html"
+    if request.htmx and request.htmx.target == "wizard":
+        template += "#wizard"
+    return TemplateResponse(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET"])
+def choose_site(request: AuthedRequest) -> HttpResponse:
+    sites = [
+        s
+        for s in Site.objects.for_user(request.user).live().select_related("tenant")
+        if s.can_restore() and can_change_tenant(request.user, s.tenant_id)
+    ]
+    return _render(request, "site", {"sites": sites})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
+    site = get_for_user(Site, request.user, pk=site_id)
+    require_change(request.user, site.tenant_id)
+    data = request.POST if request.method == "POST" else request.GET
+    context: dict[str, object] = {"site": site}
+    errors: list[str] = []
+
+    point = parse_point(data.get("point", ""))
+    if point is None:
+        try:
+            context["snapshots"] = policy.site_snapshots(site.pk)
+        except FarmError as exc:
+            errors.append(exc.message)
+            context["snapshots"] = []
+        context["now"] = timezone.now()
+        return _render(request, "point", {**context, "errors": errors})
+    context["point"] = point
+
+    scope = data.get("scope", "")
+    if scope not in RestoreScope.values:
+        return _render(request, "scope", {**context, "scopes": RestoreScope.choices})
+    context["scope"] = scope
+    context["scope_label"] = RestoreScope(scope).label
+
+    target = data.get("target", "")
+    if target not in RestoreTarget.values:
+        return _render(request, "target", {**context, "targets": RestoreTarget.choices})
+    context["target"] = target
+    context["target_label"] = RestoreTarget(target).label
+
+    form = ConfirmForm(request.POST if request.method == "POST" else None, site=site)
+    if form.is_valid():
+        try:
+            restore = services.start_restore(
+                site=site,
+                point_in_time=point,
+                scope=scope,
+                target=target,
+                actor=request.user,
+                confirm_domain=form.cleaned_data["confirm_domain"],
+                request=request,
+            )
+        except FarmError as exc:
+            errors.append(exc.message)
+        else:
+            messages.success(request, f"Restoring {site.display_domain}: the RTO clock runs.")
+            url = reverse("restore_detail", args=[restore.pk])
+            # htmx would follow a redirect inside the panel; send the browser there instead.
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return _render(request, "confirm", {**context, "form": form, "errors": errors})
+
+
+@login_required
+@require_POST
+def restore_switch(request: AuthedRequest, pk: int) -> HttpResponse:
+    restore = get_for_user(Restore, request.user, pk=pk)
+    require_change(request.user, restore.site.tenant_id)
+    try:
+        services.switch_to_preview(restore=restore, actor=request.user, request=request)
+    except FarmError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Switching {restore.site.display_domain} to the preview.")
+    return redirect("restore_detail", pk=restore.pk)
