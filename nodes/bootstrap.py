@@ -23,7 +23,7 @@ import docker
 import docker.errors
 from django.conf import settings
 
-from nodes import platform
+from nodes import platform, routes
 from nodes.images import build_images
 from nodes.swarm import (
     MANAGED_LABEL,
@@ -322,6 +322,8 @@ def farm_up(
                 raise
             progress(f"{exc.message}; applying the platform services once more")
     report.timings["converge"] = time.monotonic() - converge_started
+    if routes.ensure_keepalive():
+        report.changed(f"route {routes.KEEPALIVE.name} (keeps Traefik's tree non-empty)")
     prune_unused(cli, report)
     report.timings["total"] = time.monotonic() - started
     return report

@@ -153,6 +153,12 @@ def _talking(what: str) -> Iterator[None]:
 
 Entry = Route | Backend
 
+# Traefik's KV provider ignores an empty tree: when the last key under the root goes,
+# it keeps serving the last configuration it read (traefik/traefik issues 8092 and
+# 10010). This backend (no router points at it) is always there, so removing the
+# last site's route is seen like any other removal. farm_up writes it; sync keeps it.
+KEEPALIVE = Backend("farm-keepalive", "http://127.0.0.1:9")
+
 
 # redis-py types its replies for the sync and the asyncio client alike: these say
 # what the sync client (decode_responses=True) returns.
@@ -203,6 +209,11 @@ def remove(name: str) -> bool:
     return True
 
 
+def ensure_keepalive() -> bool:
+    """Write :data:`KEEPALIVE` (farm_up calls this once the routing Redis runs)."""
+    return put(KEEPALIVE)
+
+
 def names() -> set[str]:
     """Every route and backend the index lists."""
     with _talking("Listing the routes"):
@@ -228,7 +239,7 @@ def sync(wanted: Iterable[Entry], *, unwanted: Callable[[str], bool]) -> SyncRep
     back), remove the listed routes ``unwanted`` says go, and delete keys under the
     root that no route owns (left by a lost index). Other routes are left alone."""
     report = SyncReport()
-    entries = {e.name: e for e in wanted}
+    entries = {e.name: e for e in [KEEPALIVE, *wanted]}
     for name, entry in sorted(entries.items()):
         if put(entry):
             report.written.append(name)
