@@ -16,6 +16,7 @@ from farm.models.tenancy import can_change_tenant
 from farm.operations import start_operation
 from nodes.capacity import check_room_for_site
 from sites.claims import check_domain_claim
+from sites.confirm import check_typed_domain
 from sites.models import LIVE_STATUSES, Site, SiteStatus
 
 
@@ -215,8 +216,7 @@ def delete_site(
     _require_change(actor, site.tenant_id)
     if purge and not actor.is_staff:
         raise PermissionDenied("Only operators can purge files and backups.")
-    if confirm_domain.strip().lower() not in (site.domain, site.display_domain.lower()):
-        raise FarmError("Type the site's domain exactly to confirm.")
+    check_typed_domain(site, confirm_domain)
     if not site.can_delete():
         raise FarmError(f"A {site.get_status_display().lower()} site cannot be deleted.")
     with transaction.atomic():

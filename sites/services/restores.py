@@ -18,6 +18,7 @@ from farm.errors import FarmError, QuotaExceeded
 from farm.models import Operation, Tenant, User
 from farm.operations import start_operation
 from nodes.capacity import check_room_for_site
+from sites.confirm import check_typed_domain
 from sites.models import LIVE_STATUSES, Site, SiteStatus
 from sites.services.backups import require_change
 from sites.steps import PREVIEW_PREFIX, create_preview_site
@@ -44,11 +45,8 @@ def start_restore(
     """Record the restore and start its operation (holding the site's lock)."""
     if actor is not None:
         require_change(actor, site)
-    if not drill and confirm_domain.strip().lower() not in (
-        site.domain,
-        site.display_domain.lower(),
-    ):
-        raise FarmError("Type the site's domain exactly to confirm.")
+    if not drill:
+        check_typed_domain(site, confirm_domain)
     if scope not in RestoreScope.values or target not in RestoreTarget.values:
         raise FarmError("Choose what to restore and where.")
     if not site.can_restore():

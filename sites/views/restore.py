@@ -10,12 +10,9 @@ the URL, so Back and reload behave.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -32,23 +29,10 @@ from farm.http import AuthedRequest
 from farm.models.tenancy import can_change_tenant
 from farm.shortcuts import get_for_user, require_change
 from sites import services
+from sites.forms import ConfirmDomainForm
 from sites.models import Site
 
 STEPS = ("site", "point", "scope", "target", "confirm")
-
-
-class ConfirmForm(forms.Form):
-    confirm_domain = forms.CharField(max_length=300)
-
-    def __init__(self, *args: Any, site: Site, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.site = site
-
-    def clean_confirm_domain(self) -> str:
-        typed = str(self.cleaned_data["confirm_domain"]).strip().lower()
-        if typed not in (self.site.domain, self.site.display_domain.lower()):
-            raise ValidationError("That is not this site's domain.", code="mismatch")
-        return typed
 
 
 def parse_point(value: str) -> datetime | None:
@@ -113,7 +97,7 @@ def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
     context["target"] = target
     context["target_label"] = RestoreTarget(target).label
 
-    form = ConfirmForm(request.POST if request.method == "POST" else None, site=site)
+    form = ConfirmDomainForm(request.POST if request.method == "POST" else None, site=site)
     if form.is_valid():
         try:
             restore = services.start_restore(
