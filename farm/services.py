@@ -10,13 +10,13 @@ from django.core.exceptions import PermissionDenied
 from farm import audit
 from farm.errors import OperationStateError
 from farm.models import Operation, User
-from farm.models.tenancy import can_change_tenant
 from farm.operations import (
     cancel_operation,
     registered_kinds,
     retry_operation,
     roll_back_operation,
 )
+from farm.permissions import change_refusal
 
 
 def _refusal(operation: Operation, actor: User | AnonymousUser) -> str:
@@ -28,9 +28,7 @@ def _refusal(operation: Operation, actor: User | AnonymousUser) -> str:
     kind = registered_kinds().get(operation.kind)
     if kind is None or kind.requires_operator(operation):
         return f"Only operators retry, roll back or cancel a {operation.kind}."
-    if not can_change_tenant(actor, operation.tenant_id):
-        return "Your role in this tenant can look but not change."
-    return ""
+    return change_refusal(actor, operation.tenant_id)
 
 
 def _authorise(operation: Operation, actor: User) -> None:

