@@ -14,12 +14,12 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from farm import tenants
 from farm.decorators import operator_required
 from farm.errors import FarmError
 from farm.http import AuthedRequest
+from farm.live import render_live
 from farm.models import Operation
 from farm.models.tenancy import can_change_tenant, tenants_for_user
 from farm.permissions import require_change
@@ -137,12 +137,13 @@ def _detail_context(request: AuthedRequest, site: Site) -> dict[str, object]:
 def site_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     site = get_for_user(Site, request.user, pk=pk)
     context = _detail_context(request, site)
-    if request.htmx and request.htmx.target == f"site-{site.pk}-live":
-        response = TemplateResponse(request, "sites/site_detail.html#live", context)
-        if not context["live"]:
-            response.status_code = HttpResponseStopPolling.status_code
-        return response
-    return TemplateResponse(request, "sites/site_detail.html", context)
+    return render_live(
+        request,
+        "sites/site_detail.html",
+        context,
+        finished=not context["live"],
+        region=f"site-{site.pk}-live",
+    )
 
 
 @login_required

@@ -240,3 +240,43 @@ def test_an_action_view_leaves_the_permission_check_to_its_service(
     assert response.status_code == 403
     refusing.assert_called_once()
     assert refusing.call_args.kwargs["actor"] == member
+
+
+# -- a live region's partial, and 286 once the work is done -------------------------------
+
+
+def live_pages(site: Site, restore: Restore, operation: Operation) -> list[tuple[str, str]]:
+    """(URL, id of the live region) of every page with a live region."""
+    return [
+        (reverse("operation_detail", args=[operation.pk]), f"operation-{operation.pk}"),
+        (reverse("site_detail", args=[site.pk]), f"site-{site.pk}-live"),
+        (reverse("restore_detail", args=[restore.pk]), f"restore-{restore.pk}"),
+    ]
+
+
+def test_every_live_page_answers_its_regions_poll_the_same_way(
+    site, restore, failed_operation, owner
+):
+    client = client_for(owner)
+    for url, region in live_pages(site, restore, failed_operation):
+        page = client.get(url)
+        assert page.status_code == 200 and "<html" in page.content.decode(), url
+        assert f'id="{region}"' in page.content.decode(), url
+        # nothing runs on any of them: the region's last state, and polling stops
+        poll = client.get(url, headers={"HX-Request": "true", "HX-Target": region})
+        assert poll.status_code == 286, url
+        assert "<html" not in poll.content.decode() and f'id="{region}"' in poll.content.decode()
+        # an htmx request for something else on the page is not the region's poll
+        other = client.get(url, headers={"HX-Request": "true", "HX-Target": "main"})
+        assert other.status_code == 200 and "<html" in other.content.decode(), url
+
+
+def test_a_live_region_keeps_polling_while_its_work_runs(site, owner, tmp_path):
+    operation = services.suspend_site(site=site, actor=owner)
+    client = client_for(owner)
+    for url, region in [
+        (reverse("operation_detail", args=[operation.pk]), f"operation-{operation.pk}"),
+        (reverse("site_detail", args=[site.pk]), f"site-{site.pk}-live"),
+    ]:
+        poll = client.get(url, headers={"HX-Request": "true", "HX-Target": region})
+        assert poll.status_code == 200 and 'hx-trigger="every 1s"' in poll.content.decode(), url
