@@ -192,7 +192,7 @@ def resume_site(*, site: Site, actor: User, request: HttpRequest | None = None) 
 def repair_site(*, site: Site, actor: User, request: HttpRequest | None = None) -> Operation:
     """Re-run the provision steps: each checks the real system and fixes what is missing."""
     require_operator(actor, "Repairs are for operators.")
-    if site.status not in (SiteStatus.ACTIVE, SiteStatus.FAILED, SiteStatus.SUSPENDED):
+    if not site.can_repair():
         raise FarmError(f"A {site.get_status_display().lower()} site cannot be repaired.")
     with transaction.atomic():
         operation = _start("site.repair", site, actor)

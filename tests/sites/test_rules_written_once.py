@@ -16,6 +16,7 @@ from django.utils import timezone
 from backups.models import Restore, RestoreScope, RestoreStatus, RestoreTarget
 from farm import services as operation_services
 from farm import tenants
+from farm.errors import FarmError
 from farm.models import AuditEvent, Membership, Operation, OperationStatus, User
 from farm.operations import start_operation
 from farm.permissions import CHANGE_REFUSED
@@ -280,3 +281,38 @@ def test_a_live_region_keeps_polling_while_its_work_runs(site, owner, tmp_path):
     ]:
         poll = client.get(url, headers={"HX-Request": "true", "HX-Target": region})
         assert poll.status_code == 200 and 'hx-trigger="every 1s"' in poll.content.decode(), url
+
+
+# -- which sites can be repaired ------------------------------------------------------------
+
+
+def test_the_site_page_shows_repair_exactly_when_the_site_can_be_repaired(site, operator):
+    client = client_for(operator)
+    for status in SiteStatus.values:
+        Site.objects.filter(pk=site.pk).update(status=status)
+        site.refresh_from_db()
+        body = client.get(reverse("site_detail", args=[site.pk])).content.decode()
+        shown = reverse("site_repair", args=[site.pk]) in body
+        assert shown == site.can_repair(), status
+
+
+def test_the_repair_service_refuses_exactly_the_sites_that_cannot_be_repaired(site, operator):
+    for status in SiteStatus.values:
+        Operation.objects.all().delete()
+        Site.objects.filter(pk=site.pk).update(status=status)
+        site.refresh_from_db()
+        if site.can_repair():
+            assert services.repair_site(site=site, actor=operator).kind == "site.repair"
+        else:
+            with pytest.raises(FarmError, match="cannot be repaired"):
+                services.repair_site(site=site, actor=operator)
+    assert {s for s in SiteStatus.values if Site(status=s).can_repair()} == {
+        "active",
+        "failed",
+        "suspended",
+    }
+
+
+def test_repair_is_not_shown_to_tenants(site, owner):
+    body = client_for(owner).get(reverse("site_detail", args=[site.pk])).content.decode()
+    assert site.can_repair() and reverse("site_repair", args=[site.pk]) not in body
