@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser
@@ -65,42 +66,42 @@ def actions_for(operation: Operation, user: User | AnonymousUser) -> OperationAc
     return OperationActions(retry=True, roll_back=kind is None or kind.reversible, cancel=False)
 
 
-def retry(*, operation: Operation, actor: User) -> Operation:
+def _change(
+    operation: Operation, actor: User, action: str, transition: Callable[[Operation], Operation]
+) -> Operation:
+    """Authorise, make the transition, audit it as ``operation.<action>``."""
     _authorise(operation, actor)
-    operation = retry_operation(operation, note=f"retry by {actor.email}")
+    operation = transition(operation)
     audit.record(
-        "operation.retry",
+        f"operation.{action}",
         actor=actor,
         target=operation,
         tenant=operation.tenant,
         data={"kind": operation.kind},
     )
     return operation
+
+
+def retry(*, operation: Operation, actor: User) -> Operation:
+    return _change(
+        operation, actor, "retry", lambda op: retry_operation(op, note=f"retry by {actor.email}")
+    )
 
 
 def roll_back(*, operation: Operation, actor: User) -> Operation:
-    _authorise(operation, actor)
-    operation = roll_back_operation(operation, note=f"roll back by {actor.email}")
-    audit.record(
-        "operation.roll_back",
-        actor=actor,
-        target=operation,
-        tenant=operation.tenant,
-        data={"kind": operation.kind},
+    return _change(
+        operation,
+        actor,
+        "roll_back",
+        lambda op: roll_back_operation(op, note=f"roll back by {actor.email}"),
     )
-    return operation
+
+
+def _cancel(operation: Operation) -> Operation:
+    if not operation.can_cancel():
+        raise OperationStateError("This operation cannot be cancelled now.")
+    return cancel_operation(operation)
 
 
 def cancel(*, operation: Operation, actor: User) -> Operation:
-    _authorise(operation, actor)
-    if not operation.can_cancel():
-        raise OperationStateError("This operation cannot be cancelled now.")
-    operation = cancel_operation(operation)
-    audit.record(
-        "operation.cancel",
-        actor=actor,
-        target=operation,
-        tenant=operation.tenant,
-        data={"kind": operation.kind},
-    )
-    return operation
+    return _change(operation, actor, "cancel", _cancel)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -15,8 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from farm import services
 from farm.decorators import operator_required
-from farm.errors import FarmError
-from farm.http import HtmxHttpRequest
+from farm.http import HtmxHttpRequest, report_outcome
 from farm.live import render_live
 from farm.models import AuditEvent, Operation
 from farm.shortcuts import get_for_user
@@ -52,12 +50,7 @@ def operation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 def _operation_action(request: HtmxHttpRequest, pk: int, action: Any, done: str) -> HttpResponse:
     operation = get_for_user(Operation, request.user, pk=pk)
-    try:
-        action(operation=operation, actor=request.user)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, done)
+    report_outcome(request, lambda: action(operation=operation, actor=request.user), done=done)
     return redirect("operation_detail", pk=operation.pk)
 
 

@@ -25,7 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from backups import policy
 from backups.models import Restore, RestoreScope, RestoreTarget
 from farm.errors import FarmError
-from farm.http import AuthedRequest
+from farm.http import AuthedRequest, report_outcome
 from farm.models.tenancy import can_change_tenant
 from farm.permissions import require_change
 from farm.shortcuts import get_for_user
@@ -124,10 +124,9 @@ def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
 @require_POST
 def restore_switch(request: AuthedRequest, pk: int) -> HttpResponse:
     restore = get_for_user(Restore, request.user, pk=pk)
-    try:
-        services.switch_to_preview(restore=restore, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Switching {restore.site.display_domain} to the preview.")
+    report_outcome(
+        request,
+        lambda: services.switch_to_preview(restore=restore, actor=request.user, request=request),
+        done=f"Switching {restore.site.display_domain} to the preview.",
+    )
     return redirect("restore_detail", pk=restore.pk)

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from farm import tenants
 from farm.decorators import operator_required
 from farm.errors import FarmError
-from farm.http import AuthedRequest
+from farm.http import AuthedRequest, report_outcome
 from farm.live import render_live
 from farm.models import Operation
 from farm.models.tenancy import can_change_tenant, tenants_for_user
@@ -162,15 +162,14 @@ def site_services(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 def _action(
-    request: AuthedRequest, pk: int, action: Callable[..., Operation], done: str
+    request: AuthedRequest, pk: int, action: Callable[..., object], done: str
 ) -> HttpResponse:
     site = get_for_user(Site, request.user, pk=pk)
-    try:
-        action(site=site, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, done.format(domain=site.display_domain))
+    report_outcome(
+        request,
+        lambda: action(site=site, actor=request.user, request=request),
+        done=done.format(domain=site.display_domain),
+    )
     return redirect("site_detail", pk=site.pk)
 
 
@@ -203,14 +202,12 @@ def site_approve(request: AuthedRequest, pk: int) -> HttpResponse:
 @require_POST
 def site_decline(request: AuthedRequest, pk: int) -> HttpResponse:
     """An operator declines, or the tenant's owner withdraws, a site awaiting approval."""
-    site = get_for_user(Site, request.user, pk=pk)
-    try:
-        services.decline_site_domain(site=site, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{site.display_domain} will not be set up; the name is free.")
-    return redirect("site_detail", pk=site.pk)
+    return _action(
+        request,
+        pk,
+        services.decline_site_domain,
+        "{domain} will not be set up; the name is free.",
+    )
 
 
 @login_required
