@@ -14,11 +14,11 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
-from django_htmx.http import HttpResponseStopPolling
 
 from backups.models import RTO_TARGET, Backup, RepositoryCheck, Restore
 from farm.decorators import operator_required
 from farm.http import AuthedRequest
+from farm.live import render_live
 from farm.shortcuts import get_for_user
 
 
@@ -70,12 +70,13 @@ def restore_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         "rto_target_minutes": int(RTO_TARGET.total_seconds() // 60),
         "live": operation is not None and not operation.is_finished,
     }
-    if request.htmx and request.htmx.target == f"restore-{restore.pk}":
-        response = TemplateResponse(request, "backups/restore_detail.html#live", context)
-        if not context["live"]:
-            response.status_code = HttpResponseStopPolling.status_code
-        return response
-    return TemplateResponse(request, "backups/restore_detail.html", context)
+    return render_live(
+        request,
+        "backups/restore_detail.html",
+        context,
+        finished=not context["live"],
+        region=f"restore-{restore.pk}",
+    )
 
 
 @login_required

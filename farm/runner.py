@@ -1,6 +1,6 @@
 """Runs operations: claim, execute steps in order, record everything as it goes.
 
-A worker claims an operation with one conditional UPDATE: it succeeds only if
+A worker claims an operation (``farm.lease``) with one conditional UPDATE: it succeeds only if
 the operation is queued, or running with a heartbeat older than the lease (its
 worker died). While it works, a heartbeat thread keeps the claim fresh; when it
 cannot (the database is locked, the connection dropped) it retries with a
@@ -19,23 +19,17 @@ the queue's timeout), and the next one would too. A person can still retry it.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 import time
 import traceback
-import uuid
 from datetime import timedelta
-from types import TracebackType
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from farm import processes
 from farm.errors import FarmError
+from farm.lease import Heartbeat, claim, worker_identity
 from farm.models import Operation, OperationStatus, OperationStep, StepStatus
 from farm.models.operations import OperationMode
 from farm.operations import (
@@ -53,130 +47,6 @@ from farm.operations import (
 __all__ = ["Heartbeat", "LostClaim", "Runner", "claim", "requeue_stale_operations"]
 
 logger = logging.getLogger(__name__)
-
-
-def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def claim(operation_id: int, worker: str) -> bool:
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.FARM_OPERATION_LEASE_SECONDS)
-    claimable = Q(status=OperationStatus.QUEUED) | Q(
-        status=OperationStatus.RUNNING, heartbeat_at__lt=stale_before
-    )
-    return bool(
-        Operation.objects.filter(claimable, pk=operation_id).update(
-            status=OperationStatus.RUNNING,
-            worker=worker,
-            heartbeat_at=now,
-            attempts=F("attempts") + 1,
-            started_at=Coalesce(F("started_at"), Value(now)),
-        )
-    )
-
-
-class Heartbeat:
-    """Keeps ``heartbeat_at`` fresh from a thread while a step runs.
-
-    A failed write (one "database is locked", a dropped connection) is retried
-    on a fresh connection with a growing pause. The claim counts as lost (and
-    the step's children are killed) when another worker owns the operation, or
-    when no beat has succeeded for so long that the lease would run out before
-    the next try: from then on another worker may claim the operation.
-    """
-
-    def __init__(self, operation_id: int, worker: str) -> None:
-        self.operation_id = operation_id
-        self.worker = worker
-        self.lost = threading.Event()
-        self.lease = float(settings.FARM_OPERATION_LEASE_SECONDS)
-        self.interval = float(settings.FARM_OPERATION_HEARTBEAT_SECONDS)
-        self._last_beat = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{operation_id}")
-        self._thread.daemon = True
-
-    def _write_beat(self) -> bool:
-        """The heartbeat's UPDATE: True while this worker still owns the operation."""
-        return bool(
-            Operation.objects.filter(
-                pk=self.operation_id, worker=self.worker, status=OperationStatus.RUNNING
-            ).update(heartbeat_at=timezone.now())
-        )
-
-    def beat_seen(self) -> None:
-        """Another guarded write of this worker refreshed the heartbeat."""
-        self._last_beat = time.monotonic()
-
-    def is_lost(self) -> bool:
-        """Lost for good, or no beat within the lease (the thread may be stuck)."""
-        if self.lost.is_set():
-            return True
-        if time.monotonic() - self._last_beat > self.lease:
-            self.give_up("no heartbeat could be written within the lease")
-        return self.lost.is_set()
-
-    def give_up(self, why: str) -> None:
-        if self.lost.is_set():
-            return
-        logger.error(
-            "operation %s: claim of %s lost (%s); stopping its step",
-            self.operation_id,
-            self.worker,
-            why,
-        )
-        self.lost.set()
-        processes.kill_owned(self.worker)
-
-    def _beat(self) -> None:
-        wait = self.interval
-        failures = 0
-        try:
-            while not self._stop.wait(wait):
-                try:
-                    owned = self._write_beat()
-                except Exception as exc:
-                    failures += 1
-                    # A broken connection is not reused: the next try opens a new one.
-                    connection.close()
-                    wait = min(self.interval, 0.25 * 2 ** (failures - 1))
-                    silent = time.monotonic() - self._last_beat
-                    logger.warning(
-                        "heartbeat for operation %s failed (%s in a row, %.1f s without "
-                        "a beat): %s",
-                        self.operation_id,
-                        failures,
-                        silent,
-                        exc,
-                    )
-                    # Stop while the lease still holds: past it, another worker may
-                    # claim the operation while this one is still inside the step.
-                    if silent + wait >= self.lease - self.interval:
-                        self.give_up(f"heartbeat failed {failures} times: {exc}")
-                        return
-                    continue
-                if not owned:
-                    self.give_up("another worker owns the operation")
-                    return
-                failures = 0
-                wait = self.interval
-                self.beat_seen()
-        finally:
-            connection.close()
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 class Runner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser
@@ -10,13 +11,13 @@ from django.core.exceptions import PermissionDenied
 from farm import audit
 from farm.errors import OperationStateError
 from farm.models import Operation, User
-from farm.models.tenancy import can_change_tenant
 from farm.operations import (
     cancel_operation,
     registered_kinds,
     retry_operation,
     roll_back_operation,
 )
+from farm.permissions import change_refusal
 
 
 def _refusal(operation: Operation, actor: User | AnonymousUser) -> str:
@@ -28,9 +29,7 @@ def _refusal(operation: Operation, actor: User | AnonymousUser) -> str:
     kind = registered_kinds().get(operation.kind)
     if kind is None or kind.requires_operator(operation):
         return f"Only operators retry, roll back or cancel a {operation.kind}."
-    if not can_change_tenant(actor, operation.tenant_id):
-        return "Your role in this tenant can look but not change."
-    return ""
+    return change_refusal(actor, operation.tenant_id)
 
 
 def _authorise(operation: Operation, actor: User) -> None:
@@ -67,42 +66,42 @@ def actions_for(operation: Operation, user: User | AnonymousUser) -> OperationAc
     return OperationActions(retry=True, roll_back=kind is None or kind.reversible, cancel=False)
 
 
-def retry(*, operation: Operation, actor: User) -> Operation:
+def _change(
+    operation: Operation, actor: User, action: str, transition: Callable[[Operation], Operation]
+) -> Operation:
+    """Authorise, make the transition, audit it as ``operation.<action>``."""
     _authorise(operation, actor)
-    operation = retry_operation(operation, note=f"retry by {actor.email}")
+    operation = transition(operation)
     audit.record(
-        "operation.retry",
+        f"operation.{action}",
         actor=actor,
         target=operation,
         tenant=operation.tenant,
         data={"kind": operation.kind},
     )
     return operation
+
+
+def retry(*, operation: Operation, actor: User) -> Operation:
+    return _change(
+        operation, actor, "retry", lambda op: retry_operation(op, note=f"retry by {actor.email}")
+    )
 
 
 def roll_back(*, operation: Operation, actor: User) -> Operation:
-    _authorise(operation, actor)
-    operation = roll_back_operation(operation, note=f"roll back by {actor.email}")
-    audit.record(
-        "operation.roll_back",
-        actor=actor,
-        target=operation,
-        tenant=operation.tenant,
-        data={"kind": operation.kind},
+    return _change(
+        operation,
+        actor,
+        "roll_back",
+        lambda op: roll_back_operation(op, note=f"roll back by {actor.email}"),
     )
-    return operation
+
+
+def _cancel(operation: Operation) -> Operation:
+    if not operation.can_cancel():
+        raise OperationStateError("This operation cannot be cancelled now.")
+    return cancel_operation(operation)
 
 
 def cancel(*, operation: Operation, actor: User) -> Operation:
-    _authorise(operation, actor)
-    if not operation.can_cancel():
-        raise OperationStateError("This operation cannot be cancelled now.")
-    operation = cancel_operation(operation)
-    audit.record(
-        "operation.cancel",
-        actor=actor,
-        target=operation,
-        tenant=operation.tenant,
-        data={"kind": operation.kind},
-    )
-    return operation
+    return _change(operation, actor, "cancel", _cancel)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404
 
 from farm.models import User
-from farm.models.tenancy import can_change_tenant
 
 
 def get_for_user[M: models.Model](model: type[M], user: User | AnonymousUser, **lookup: Any) -> M:
@@ -20,9 +18,3 @@ def get_for_user[M: models.Model](model: type[M], user: User | AnonymousUser, **
     except model.DoesNotExist:  # type: ignore[attr-defined]
         raise Http404(f"No {model._meta.verbose_name} matches the given query.") from None
     return obj
-
-
-def require_change(user: User | AnonymousUser, tenant_id: int | None) -> None:
-    """Members may look but not change: 403 for them."""
-    if not can_change_tenant(user, tenant_id):
-        raise PermissionDenied("Your role can look at this but not change it.")

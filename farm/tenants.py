@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils.text import slugify
@@ -21,7 +20,8 @@ from farm import audit
 from farm.errors import FarmError
 from farm.invitations import invite_users
 from farm.models import Membership, Tenant, User
-from farm.models.tenancy import MembershipRole, can_change_tenant
+from farm.models.tenancy import MembershipRole
+from farm.permissions import require_change, require_operator
 
 SLUG_MAX_LENGTH = Tenant._meta.get_field("slug").max_length or 60
 DEFAULT_SITE_QUOTA: int = Tenant._meta.get_field("site_quota").default
@@ -55,16 +55,6 @@ def slug_taken_message(slug: str) -> str:
     return f"The tenant {existing.name} already has the short name “{slug}”: choose it instead."
 
 
-def _require_operator(actor: User) -> None:
-    if not actor.is_operator:
-        raise PermissionDenied("Only operators create tenants or change their quota.")
-
-
-def _require_manage(actor: User, tenant: Tenant) -> None:
-    if not can_change_tenant(actor, tenant.pk):
-        raise PermissionDenied("Only the tenant's owners and operators manage its people.")
-
-
 def create_tenant(
     *,
     name: str,
@@ -78,7 +68,7 @@ def create_tenant(
     Raises TenantSlugTaken when the short name is used (the unique column
     decides, so two simultaneous requests give one tenant).
     """
-    _require_operator(actor)
+    require_operator(actor, "Only operators create tenants or change their quota.")
     name = name.strip()
     slug = slug.strip() or slug_for(name)
     if not name or not slug:
@@ -113,7 +103,7 @@ def update_tenant(
 ) -> Tenant:
     """Rename a tenant or change its quota. The short name stays: it is the tenant's id
     in labels and logs. A quota below the sites it has refuses new ones, removes none."""
-    _require_operator(actor)
+    require_operator(actor, "Only operators create tenants or change their quota.")
     name = name.strip()
     if not name:
         raise TenantError("A tenant needs a name.")
@@ -161,7 +151,7 @@ def add_member(
 ) -> Added:
     """Give a person a role in the tenant. An email the farm does not know becomes a
     user without a password, who gets the invitation (a link to set one)."""
-    _require_manage(actor, tenant)
+    require_change(actor, tenant.pk)
     if role not in MembershipRole.values:
         raise TenantError(f"“{role}” is not a role; choose owner or member.")
     email = User.objects.normalize_email(email.strip()).lower()
@@ -212,7 +202,7 @@ def _refuse_losing_the_last_owner(membership: Membership, actor: User) -> None:
 def change_role(
     *, membership: Membership, role: str, actor: User, request: HttpRequest | None = None
 ) -> Membership:
-    _require_manage(actor, membership.tenant)
+    require_change(actor, membership.tenant_id)
     if role not in MembershipRole.values:
         raise TenantError(f"“{role}” is not a role; choose owner or member.")
     if role == membership.role:
@@ -238,7 +228,7 @@ def remove_member(
     *, membership: Membership, actor: User, request: HttpRequest | None = None
 ) -> None:
     """Take the person out of the tenant; the user stays (other tenants, the audit log)."""
-    _require_manage(actor, membership.tenant)
+    require_change(actor, membership.tenant_id)
     _refuse_losing_the_last_owner(membership, actor)
     with transaction.atomic():
         audit.record(
@@ -254,7 +244,7 @@ def remove_member(
 
 def resend_invitation(*, membership: Membership, actor: User, request: HttpRequest) -> None:
     """Email the person a new link to set their password (``user.invite`` in the log)."""
-    _require_manage(actor, membership.tenant)
+    require_change(actor, membership.tenant_id)
     if not membership.user.is_active:
         raise TenantError(f"{membership.user.email}'s account is disabled: nothing was sent.")
     if not invite_users([membership.user], actor=actor, request=request):

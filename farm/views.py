@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -12,12 +11,11 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from farm import services
 from farm.decorators import operator_required
-from farm.errors import FarmError
-from farm.http import HtmxHttpRequest
+from farm.http import HtmxHttpRequest, report_outcome
+from farm.live import render_live
 from farm.models import AuditEvent, Operation
 from farm.shortcuts import get_for_user
 
@@ -41,24 +39,18 @@ def operation_list(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def operation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     operation = get_for_user(Operation, request.user, pk=pk)
-    context = {"operation": operation, "steps": operation.steps.all()}
-    if request.htmx:
-        response = TemplateResponse(request, "farm/operation_detail.html#progress", context)
-        if operation.is_finished:
-            # 286 tells htmx to swap this last state in and stop polling.
-            response.status_code = HttpResponseStopPolling.status_code
-        return response
-    return TemplateResponse(request, "farm/operation_detail.html", context)
+    return render_live(
+        request,
+        "farm/operation_detail.html",
+        {"operation": operation, "steps": operation.steps.all()},
+        finished=operation.is_finished,
+        region=f"operation-{operation.pk}",
+    )
 
 
 def _operation_action(request: HtmxHttpRequest, pk: int, action: Any, done: str) -> HttpResponse:
     operation = get_for_user(Operation, request.user, pk=pk)
-    try:
-        action(operation=operation, actor=request.user)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, done)
+    report_outcome(request, lambda: action(operation=operation, actor=request.user), done=done)
     return redirect("operation_detail", pk=operation.pk)
 
 

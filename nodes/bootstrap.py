@@ -33,6 +33,7 @@ from nodes.swarm import (
     UpdateRolledBack,
     apply_service,
     client,
+    remove_when_released,
     reset_client_cache,
     translate_errors,
     wait_containers_gone,
@@ -374,7 +375,7 @@ def _remove_swarm_objects(cli: docker.DockerClient, report: Report, progress: Pr
         if kind == "volumes":
             objects = [v for v in collection.list() if v.name in platform.VOLUMES]
         for obj in objects:
-            _remove_with_retry(obj, f"{kind[:-1]} {obj.name}")
+            remove_when_released(obj.remove, f"{kind[:-1]} {obj.name}")
             report.changed(f"removed {kind[:-1]} {obj.name}")
     with translate_errors("Listing nodes"):
         for node in cli.nodes.list():
@@ -386,16 +387,3 @@ def _remove_swarm_objects(cli: docker.DockerClient, report: Report, progress: Pr
                 report.changed(
                     f"removed farm role labels from {node.attrs['Description']['Hostname']}"
                 )
-
-
-def _remove_with_retry(obj: Any, what: str, attempts: int = 20) -> None:
-    for attempt in range(attempts):
-        try:
-            obj.remove()
-            return
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            if attempt == attempts - 1:
-                raise SwarmError(f"Removing {what}: {exc.explanation}", retryable=True) from exc
-            time.sleep(1)

@@ -19,6 +19,7 @@ from nodes.swarm_client import (
     SwarmError,
     client,
     engine_status,
+    remove_when_released,
     reset_client_cache,
     translate_errors,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "find_service",
     "network_id",
     "remove_service",
+    "remove_when_released",
     "reset_client_cache",
     "scale_service",
     "service_tasks",

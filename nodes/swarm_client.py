@@ -4,7 +4,8 @@ a human message with the engine's own words, and whether retrying can help)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 
@@ -44,6 +45,25 @@ def translate_errors(action: str) -> Iterator[None]:
             f"{action}: the Docker Engine does not answer ({exc}). {ENGINE_HINT}",
             retryable=True,
         ) from exc
+
+
+def remove_when_released(
+    remove: Callable[[], object], what: str, *, attempts: int = 20, pause_s: float = 1.0
+) -> None:
+    """Remove a Docker object the engine may hold a little longer (a network until its
+    last task has detached, a volume until its container is gone): tried again every
+    ``pause_s`` seconds; one already gone counts as removed. SwarmError (retryable)
+    with the engine's words once ``attempts`` tries have failed."""
+    for attempt in range(attempts):
+        try:
+            remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if attempt == attempts - 1:
+                raise SwarmError(f"Removing {what}: {_explain(exc)}", retryable=True) from exc
+            time.sleep(pause_s)
 
 
 ENGINE_HINT = (

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import docker
 import docker.errors
 from django.conf import settings
-from docker.models.networks import Network
 
-from nodes.swarm_client import SwarmError, client, translate_errors
+from nodes.swarm_client import SwarmError, client, remove_when_released, translate_errors
 from nodes.swarm_tasks import wait_containers_gone
 
 DOCKER_NETNS_DIR = Path("/var/run/docker/netns")
@@ -87,25 +85,10 @@ def _empty_swarm(cli: docker.DockerClient, progress: Progress) -> list[str]:
             if n.attrs.get("Scope") == "swarm" and n.name != "ingress"
         ]
     for net in networks:
-        _remove_network(net)
+        # A network is removable once the engine has detached the last task.
+        remove_when_released(net.remove, f"network {net.name}", attempts=30)
         done.append(f"removed network {net.name}")
     return done
-
-
-def _remove_network(net: Network, attempts: int = 30) -> None:
-    """A network is removable once the engine has detached the last task: retry."""
-    for attempt in range(attempts):
-        try:
-            net.remove()
-            return
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            if attempt == attempts - 1:
-                raise SwarmError(
-                    f"Removing network {net.name}: {exc.explanation}", retryable=True
-                ) from exc
-            time.sleep(1)
 
 
 def delete_orphaned_vxlan_links(progress: Progress) -> list[str]:

@@ -15,7 +15,8 @@ longer holds the name (deleted, or switched to a restore's preview) is the
 farm's own leftover: the caller says which site ids are leftovers
 (``is_leftover``), and those records are taken over.
 
-Settings and zone matching are in ``sites.dns_config`` (re-exported here).
+Settings and zone matching are in ``sites.dns_config``, records and their marks in
+``sites.dns_records`` (both re-exported here).
 
 Every SDK or transport error leaves this module as ``DnsError`` with a message
 for people (including Cloudflare's own error text and code) and whether trying
@@ -25,12 +26,9 @@ again can help. The SDK already retries 408/409/429/5xx and connection errors
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import cloudflare
 from cloudflare import Cloudflare
@@ -46,6 +44,18 @@ from sites.dns_config import (
     zone_containing,
 )
 from sites.dns_errors import DnsError, DnsNameTaken, translated
+from sites.dns_records import (
+    SITE_RECORD_TYPES,
+    DnsRecord,
+    LeftoverCheck,
+    RecordResult,
+    claimed_by_others,
+    comparable,
+    farm_mark,
+    is_ours,
+    marked_site,
+    no_leftovers,
+)
 
 __all__ = [
     "CloudflareDns",
@@ -63,74 +73,11 @@ __all__ = [
     "zone_containing",
 ]
 
-RecordAction = Literal["created", "updated", "unchanged"]
-SITE_RECORD_TYPES: tuple[RecordType, ...] = ("A", "AAAA", "CNAME")
-# Types that say who serves a name: the farm's own three, and a delegation (NS).
-# Another party's record of one of these on a name means the name is theirs.
-CLAIMING_TYPES = (*SITE_RECORD_TYPES, "NS")
-
-# The comment on every record the farm creates. Cloudflare's free plan allows
-# 100 characters of comment; this stays far below.
-_MARK = re.compile(r"^wpfarm site (?P<site>[1-9][0-9]{0,18}) \(managed\)$")
-
-
-def farm_mark(site_id: int) -> str:
-    """The comment that marks a record as the farm's, made for one site."""
-    return f"wpfarm site {site_id} (managed)"
-
-
-def marked_site(comment: str | None) -> int | None:
-    """The site id in a farm mark; None for any other comment (or none)."""
-    match = _MARK.match(comment or "")
-    return int(match["site"]) if match else None
-
-
-# site id -> True when a record the farm marked for that site is a leftover the
-# current site may take over (that site no longer holds the name).
-LeftoverCheck = Callable[[int], bool]
-
-
-def _no_leftovers(site_id: int) -> bool:
-    return False
-
-
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_TIMEOUT_SECONDS = 30.0
 # Cloudflare's default page size for DNS records; one request covers a normal name.
 DEFAULT_PER_PAGE = 100
 ZONES_PER_PAGE = 50  # the API's maximum for GET /zones
-
-
-@dataclass(frozen=True)
-class DnsRecord:
-    id: str
-    name: str
-    type: str
-    content: str
-    proxied: bool
-    ttl: int
-    comment: str | None = None
-
-    @property
-    def farm_site(self) -> int | None:
-        """The site the farm made this record for; None: not the farm's."""
-        return marked_site(self.comment)
-
-    def describe(self) -> str:
-        """For people: the type and whose it is (never the content: a proxied
-        record's origin address is not for everyone to see)."""
-        owner = self.farm_site
-        whose = "not created by the farm" if owner is None else f"the farm made for site {owner}"
-        return f"{self.type} record {whose}"
-
-
-@dataclass(frozen=True)
-class RecordResult:
-    action: RecordAction
-    record: DnsRecord
-    # The farm's own records of the same name that had to go: another type, or
-    # extra A/AAAA records that would send part of the traffic somewhere else.
-    removed: tuple[DnsRecord, ...] = ()
 
 
 class CloudflareDns:
@@ -201,19 +148,21 @@ class CloudflareDns:
         domain: str,
         *,
         site_id: int | None = None,
-        is_leftover: LeftoverCheck = _no_leftovers,
+        is_leftover: LeftoverCheck = no_leftovers,
     ) -> list[DnsRecord]:
         """The records on ``domain`` that say who serves it and are not the farm's to
         change for ``site_id`` (None: a site not created yet, for which only leftovers
         are): unmarked ones, and those marked for another site that is not a leftover."""
-        return self._foreign(self._find(self._zone_id_for(domain), domain), site_id, is_leftover)
+        return claimed_by_others(
+            self._find(self._zone_id_for(domain), domain), site_id, is_leftover
+        )
 
     def check_name_free(
         self,
         domain: str,
         *,
         site_id: int | None = None,
-        is_leftover: LeftoverCheck = _no_leftovers,
+        is_leftover: LeftoverCheck = no_leftovers,
     ) -> None:
         """Raise DnsNameTaken when ``domain`` has records the farm may not change."""
         foreign = self.foreign_records(domain, site_id=site_id, is_leftover=is_leftover)
@@ -223,7 +172,7 @@ class CloudflareDns:
     # ---- changing ------------------------------------------------------------
 
     def upsert_record(
-        self, domain: str, *, site_id: int, is_leftover: LeftoverCheck = _no_leftovers
+        self, domain: str, *, site_id: int, is_leftover: LeftoverCheck = no_leftovers
     ) -> RecordResult:
         """Make ``domain`` point at the target with exactly one record marked for
         ``site_id``; idempotent. Raises DnsNameTaken (not retryable), before writing
@@ -231,7 +180,7 @@ class CloudflareDns:
         zone_id = self._zone_id_for(domain)
         wanted_type, wanted_content = record_for_target(self.config.target)
         existing = self._find(zone_id, domain)
-        foreign = self._foreign(existing, site_id, is_leftover)
+        foreign = claimed_by_others(existing, site_id, is_leftover)
         if foreign:
             raise DnsNameTaken(domain, tuple(r.describe() for r in foreign))
         mine = [r for r in existing if r.type in SITE_RECORD_TYPES]  # all the farm's now
@@ -251,7 +200,7 @@ class CloudflareDns:
         return RecordResult("updated", edited, others)
 
     def delete_records(
-        self, domain: str, *, site_id: int, is_leftover: LeftoverCheck = _no_leftovers
+        self, domain: str, *, site_id: int, is_leftover: LeftoverCheck = no_leftovers
     ) -> int:
         """Delete the A, AAAA and CNAME records of ``domain`` that the farm made for
         ``site_id`` (or are leftovers); how many went (0 if none). Every other record
@@ -260,7 +209,7 @@ class CloudflareDns:
         ours = [
             record
             for record in self._find(zone_id, domain)
-            if record.type in SITE_RECORD_TYPES and _is_ours(record, site_id, is_leftover)
+            if record.type in SITE_RECORD_TYPES and is_ours(record, site_id, is_leftover)
         ]
         return sum(self._delete(zone_id, record) for record in ours)
 
@@ -278,7 +227,7 @@ class CloudflareDns:
             if r.farm_site is None
             and r.comment is None
             and r.type == wanted_type
-            and _comparable(r.type, r.content) == wanted_content
+            and comparable(r.type, r.content) == wanted_content
         ]
         if apply:
             for record in candidates:
@@ -309,14 +258,6 @@ class CloudflareDns:
         # Name filters are case-insensitive on Cloudflare's side; be exact here.
         return [r for r in found if r.name == domain]
 
-    @staticmethod
-    def _foreign(
-        records: list[DnsRecord], site_id: int | None, is_leftover: LeftoverCheck
-    ) -> list[DnsRecord]:
-        return [
-            r for r in records if r.type in CLAIMING_TYPES and not _is_ours(r, site_id, is_leftover)
-        ]
-
     def _choose_keeper(
         self, existing: list[DnsRecord], wanted_type: str, site_id: int
     ) -> DnsRecord | None:
@@ -331,7 +272,7 @@ class CloudflareDns:
             return False
         if record.comment != farm_mark(site_id):
             return False
-        if _comparable(record.type, record.content) != wanted_content:
+        if comparable(record.type, record.content) != wanted_content:
             return False
         # Cloudflare serves proxied records with automatic TTL whatever was sent.
         return self.config.proxied or record.ttl == self.config.ttl
@@ -377,13 +318,6 @@ class CloudflareDns:
         return 1
 
 
-def _is_ours(record: DnsRecord, site_id: int | None, is_leftover: LeftoverCheck) -> bool:
-    owner = record.farm_site
-    if owner is None:
-        return False
-    return owner == site_id or is_leftover(owner)
-
-
 def _all_items[T](first: SyncV4PagePaginationArray[T], per_page: int) -> Iterator[T]:
     """Every item of every page.
 
@@ -416,13 +350,3 @@ def _required(sdk_record: Any, doing: str) -> DnsRecord:
     if sdk_record is None:
         raise DnsError(f"Cloudflare answered {doing} without the record.", retryable=True)
     return _record(sdk_record)
-
-
-def _comparable(rtype: str, content: str) -> str:
-    """Content as record_for_target writes it (canonical IPs, lower-case host names)."""
-    if rtype in ("A", "AAAA"):
-        try:
-            return str(ipaddress.ip_address(content))
-        except ValueError:
-            return content
-    return content.lower().rstrip(".")

@@ -11,6 +11,7 @@ from farm.tenant_forms import NAME_MAX_LENGTH, check_new_tenant_name
 from farm.tenants import DEFAULT_SITE_QUOTA
 from nodes.images import site_runtimes
 from sites.claims import check_domain_claim
+from sites.confirm import DomainNotConfirmed, check_typed_domain
 from sites.models import Site
 
 
@@ -116,21 +117,34 @@ class SiteCreateForm(forms.Form):
         return claim.domain
 
 
-class SiteDeleteForm(forms.Form):
-    confirm_domain = forms.CharField(label="Type the domain to confirm", max_length=300)
+class ConfirmDomainForm(forms.Form):
+    """Asks for the site's domain before a change that cannot be taken back; the page's
+    service checks the same thing again (``sites.confirm.check_typed_domain``)."""
+
+    confirm_domain = forms.CharField(
+        label="Type the domain to confirm",
+        max_length=300,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args: Any, site: Site, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.site = site
+
+    def clean_confirm_domain(self) -> str:
+        try:
+            return check_typed_domain(self.site, str(self.cleaned_data["confirm_domain"]))
+        except DomainNotConfirmed as exc:
+            raise ValidationError(exc.message, code="mismatch") from None
+
+
+class SiteDeleteForm(ConfirmDomainForm):
     purge = forms.BooleanField(
         required=False,
         label="Also delete the site's files and backups (cannot be undone)",
     )
 
     def __init__(self, *args: Any, site: Site, user: User, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.site = site
+        super().__init__(*args, site=site, **kwargs)
         if not user.is_staff:
             del self.fields["purge"]
-
-    def clean_confirm_domain(self) -> str:
-        typed = self.cleaned_data["confirm_domain"].strip().lower()
-        if typed not in (self.site.domain, self.site.display_domain.lower()):
-            raise ValidationError("That is not this site's domain.", code="mismatch")
-        return typed

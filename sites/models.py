@@ -182,6 +182,10 @@ class Site(models.Model):
     def can_delete(self) -> bool:
         return self.status in (SiteStatus.ACTIVE, SiteStatus.SUSPENDED, SiteStatus.FAILED)
 
+    def can_repair(self) -> bool:
+        """Whether re-running the provision steps may fix the site (an operator's call)."""
+        return self.status in (SiteStatus.ACTIVE, SiteStatus.FAILED, SiteStatus.SUSPENDED)
+
     def can_back_up(self) -> bool:
         return self.status in (SiteStatus.ACTIVE, SiteStatus.SUSPENDED)
 

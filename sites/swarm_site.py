@@ -3,7 +3,6 @@ stack; both idempotent."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -17,13 +16,13 @@ from nodes import routes
 from nodes.swarm import (
     MANAGED_LABEL,
     STACK_LABEL,
-    SwarmError,
     TaskState,
     apply_service,
     client,
     container_health,
     find_service,
     remove_service,
+    remove_when_released,
     scale_service,
     service_tasks,
     translate_errors,
@@ -189,25 +188,12 @@ def remove_stack(site_id: int, log: Log) -> list[str]:
     with translate_errors(f"Removing network {network_name(site_id)}"):
         for net in cli.networks.list(names=[network_name(site_id)]):
             if net.name == network_name(site_id):
-                _retry(net.remove)
+                remove_when_released(net.remove, f"network {net.name}", pause_s=0.5)
                 done.append(f"removed network {net.name}")
     done += prune_objects(cli, stack, keep=set())
     for line in done:
         log(line)
     return done
-
-
-def _retry(action: Callable[[], Any], attempts: int = 20) -> None:
-    for attempt in range(attempts):
-        try:
-            action()
-            return
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            if attempt == attempts - 1:
-                raise SwarmError(str(exc.explanation), retryable=True) from exc
-            time.sleep(0.5)
 
 
 def scale_stack(site_id: int, replicas: int, log: Log) -> list[str]:

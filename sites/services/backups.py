@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -15,8 +14,8 @@ from backups.models import BackupKind, BackupPolicy
 from farm import audit
 from farm.errors import FarmError, OperationConflict
 from farm.models import Operation, User
-from farm.models.tenancy import can_change_tenant
 from farm.operations import start_operation
+from farm.permissions import require_change
 from sites.models import Site, SiteStatus
 
 ALL_KINDS: list[str] = [BackupKind.DB, BackupKind.FILES, BackupKind.CONFIG]
@@ -26,11 +25,6 @@ SCHEDULED = (SiteStatus.ACTIVE, SiteStatus.SUSPENDED)
 CLAIMABLE = (SiteStatus.ACTIVE, SiteStatus.SUSPENDED, SiteStatus.RESTORING)
 # The sites the RPO applies to.
 WATCHED = (SiteStatus.ACTIVE, SiteStatus.SUSPENDED, SiteStatus.RESTORING)
-
-
-def require_change(actor: User, site: Site) -> None:
-    if not can_change_tenant(actor, site.tenant_id):
-        raise PermissionDenied("Only the tenant's owners and operators can do this.")
 
 
 def start_site_backup(
@@ -49,7 +43,7 @@ def start_site_backup(
 
 def back_up_now(*, site: Site, actor: User, request: HttpRequest | None = None) -> Operation:
     """A manual backup of everything; a second click while one runs is refused."""
-    require_change(actor, site)
+    require_change(actor, site.tenant_id)
     if not site.can_back_up():
         raise FarmError(f"A {site.get_status_display().lower()} site cannot be backed up.")
     with transaction.atomic():

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from farm import audit
 from farm.errors import FarmError, QuotaExceeded
 from farm.models import Operation, Tenant, User
-from farm.models.tenancy import can_change_tenant
 from farm.operations import start_operation
+from farm.permissions import require_change, require_operator
 from nodes.capacity import check_room_for_site
 from sites.claims import check_domain_claim
+from sites.confirm import check_typed_domain
 from sites.models import LIVE_STATUSES, Site, SiteStatus
 
 
@@ -44,11 +44,6 @@ class Created:
         if self.provision is None:
             raise FarmError(f"{self.site.domain} awaits an operator's approval; nothing runs yet.")
         return self.provision
-
-
-def _require_change(actor: User, tenant_id: int) -> None:
-    if not can_change_tenant(actor, tenant_id):
-        raise PermissionDenied("Only the tenant's owners and operators can change its sites.")
 
 
 def _start(kind: str, site: Site, actor: User, **params: object) -> Operation:
@@ -82,7 +77,7 @@ def create_site(
     so two simultaneous requests give one site), QuotaExceeded, or CapacityError
     when no worker has room.
     """
-    _require_change(actor, tenant.pk)
+    require_change(actor, tenant.pk)
     # Before the transaction: the claim check may ask Cloudflare, and no row lock
     # should wait on the network.
     claim = check_domain_claim(domain, actor=actor)
@@ -133,8 +128,7 @@ def approve_site_domain(
     *, site: Site, actor: User, request: HttpRequest | None = None
 ) -> Operation:
     """An operator approves the domain of a site that awaits it: provisioning starts."""
-    if not actor.is_staff:
-        raise PermissionDenied("Only operators can approve a site's domain.")
+    require_operator(actor, "Only operators can approve a site's domain.")
     with transaction.atomic():
         # Conditional: two operators approving at once start one provision.
         moved = Site.objects.filter(pk=site.pk, status=SiteStatus.AWAITING_APPROVAL).update(
@@ -158,7 +152,7 @@ def approve_site_domain(
 def decline_site_domain(*, site: Site, actor: User, request: HttpRequest | None = None) -> None:
     """An operator declines (or the tenant's owner withdraws) a site awaiting approval:
     nothing was set up, so the site is simply marked deleted and its domain freed."""
-    _require_change(actor, site.tenant_id)
+    require_change(actor, site.tenant_id)
     with transaction.atomic():
         declined = Site.objects.filter(pk=site.pk, status=SiteStatus.AWAITING_APPROVAL).update(
             status=SiteStatus.DELETED, domain_claim=None
@@ -176,7 +170,7 @@ def decline_site_domain(*, site: Site, actor: User, request: HttpRequest | None 
 
 
 def suspend_site(*, site: Site, actor: User, request: HttpRequest | None = None) -> Operation:
-    _require_change(actor, site.tenant_id)
+    require_change(actor, site.tenant_id)
     if not site.can_suspend():
         raise FarmError(f"A {site.get_status_display().lower()} site cannot be suspended.")
     with transaction.atomic():
@@ -186,7 +180,7 @@ def suspend_site(*, site: Site, actor: User, request: HttpRequest | None = None)
 
 
 def resume_site(*, site: Site, actor: User, request: HttpRequest | None = None) -> Operation:
-    _require_change(actor, site.tenant_id)
+    require_change(actor, site.tenant_id)
     if not site.can_resume():
         raise FarmError("Only a suspended site can be resumed.")
     with transaction.atomic():
@@ -197,9 +191,8 @@ def resume_site(*, site: Site, actor: User, request: HttpRequest | None = None) 
 
 def repair_site(*, site: Site, actor: User, request: HttpRequest | None = None) -> Operation:
     """Re-run the provision steps: each checks the real system and fixes what is missing."""
-    if not actor.is_staff:
-        raise PermissionDenied("Repairs are for operators.")
-    if site.status not in (SiteStatus.ACTIVE, SiteStatus.FAILED, SiteStatus.SUSPENDED):
+    require_operator(actor, "Repairs are for operators.")
+    if not site.can_repair():
         raise FarmError(f"A {site.get_status_display().lower()} site cannot be repaired.")
     with transaction.atomic():
         operation = _start("site.repair", site, actor)
@@ -212,11 +205,10 @@ def delete_site(
 ) -> Operation:
     """Remove the stack, DNS record, database and user; files and backups are kept
     unless an operator purges them."""
-    _require_change(actor, site.tenant_id)
-    if purge and not actor.is_staff:
-        raise PermissionDenied("Only operators can purge files and backups.")
-    if confirm_domain.strip().lower() not in (site.domain, site.display_domain.lower()):
-        raise FarmError("Type the site's domain exactly to confirm.")
+    require_change(actor, site.tenant_id)
+    if purge:
+        require_operator(actor, "Only operators can purge files and backups.")
+    check_typed_domain(site, confirm_domain)
     if not site.can_delete():
         raise FarmError(f"A {site.get_status_display().lower()} site cannot be deleted.")
     with transaction.atomic():

@@ -17,9 +17,10 @@ from farm import audit
 from farm.errors import FarmError, QuotaExceeded
 from farm.models import Operation, Tenant, User
 from farm.operations import start_operation
+from farm.permissions import require_change
 from nodes.capacity import check_room_for_site
+from sites.confirm import check_typed_domain
 from sites.models import LIVE_STATUSES, Site, SiteStatus
-from sites.services.backups import require_change
 from sites.steps import PREVIEW_PREFIX, create_preview_site
 
 logger = logging.getLogger(__name__)
@@ -43,12 +44,9 @@ def start_restore(
 ) -> Restore:
     """Record the restore and start its operation (holding the site's lock)."""
     if actor is not None:
-        require_change(actor, site)
-    if not drill and confirm_domain.strip().lower() not in (
-        site.domain,
-        site.display_domain.lower(),
-    ):
-        raise FarmError("Type the site's domain exactly to confirm.")
+        require_change(actor, site.tenant_id)
+    if not drill:
+        check_typed_domain(site, confirm_domain)
     if scope not in RestoreScope.values or target not in RestoreTarget.values:
         raise FarmError("Choose what to restore and where.")
     if not site.can_restore():
@@ -123,7 +121,7 @@ def _check_room_for_preview(site: Site, *, drill: bool) -> None:
 def switch_to_preview(
     *, restore: Restore, actor: User, request: HttpRequest | None = None
 ) -> Operation:
-    require_change(actor, restore.site)
+    require_change(actor, restore.site.tenant_id)
     if not restore.can_switch():
         raise FarmError("Only a verified restore beside can be switched to.")
     with transaction.atomic():

@@ -3,7 +3,6 @@ a site's RPO badge."""
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -13,8 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 from backups import policy
 from backups.models import RPO_TARGET
 from farm.errors import FarmError
-from farm.http import AuthedRequest
-from farm.shortcuts import get_for_user, require_change
+from farm.http import AuthedRequest, report_outcome
+from farm.shortcuts import get_for_user
 from sites import services
 from sites.models import Site
 
@@ -23,13 +22,11 @@ from sites.models import Site
 @require_POST
 def back_up_now(request: AuthedRequest, site_id: int) -> HttpResponse:
     site = get_for_user(Site, request.user, pk=site_id)
-    require_change(request.user, site.tenant_id)
-    try:
-        services.back_up_now(site=site, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Backing {site.display_domain} up now.")
+    report_outcome(
+        request,
+        lambda: services.back_up_now(site=site, actor=request.user, request=request),
+        done=f"Backing {site.display_domain} up now.",
+    )
     return redirect("site_detail", pk=site.pk)
 
 

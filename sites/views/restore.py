@@ -10,12 +10,9 @@ the URL, so Back and reload behave.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -28,27 +25,15 @@ from django_htmx.http import HttpResponseClientRedirect
 from backups import policy
 from backups.models import Restore, RestoreScope, RestoreTarget
 from farm.errors import FarmError
-from farm.http import AuthedRequest
+from farm.http import AuthedRequest, report_outcome
 from farm.models.tenancy import can_change_tenant
-from farm.shortcuts import get_for_user, require_change
+from farm.permissions import require_change
+from farm.shortcuts import get_for_user
 from sites import services
+from sites.forms import ConfirmDomainForm
 from sites.models import Site
 
 STEPS = ("site", "point", "scope", "target", "confirm")
-
-
-class ConfirmForm(forms.Form):
-    confirm_domain = forms.CharField(max_length=300)
-
-    def __init__(self, *args: Any, site: Site, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.site = site
-
-    def clean_confirm_domain(self) -> str:
-        typed = str(self.cleaned_data["confirm_domain"]).strip().lower()
-        if typed not in (self.site.domain, self.site.display_domain.lower()):
-            raise ValidationError("That is not this site's domain.", code="mismatch")
-        return typed
 
 
 def parse_point(value: str) -> datetime | None:
@@ -85,7 +70,7 @@ def choose_site(request: AuthedRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
     site = get_for_user(Site, request.user, pk=site_id)
-    require_change(request.user, site.tenant_id)
+    require_change(request.user, site.tenant_id)  # every step leads to the restore
     data = request.POST if request.method == "POST" else request.GET
     context: dict[str, object] = {"site": site}
     errors: list[str] = []
@@ -113,7 +98,7 @@ def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
     context["target"] = target
     context["target_label"] = RestoreTarget(target).label
 
-    form = ConfirmForm(request.POST if request.method == "POST" else None, site=site)
+    form = ConfirmDomainForm(request.POST if request.method == "POST" else None, site=site)
     if form.is_valid():
         try:
             restore = services.start_restore(
@@ -139,11 +124,9 @@ def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
 @require_POST
 def restore_switch(request: AuthedRequest, pk: int) -> HttpResponse:
     restore = get_for_user(Restore, request.user, pk=pk)
-    require_change(request.user, restore.site.tenant_id)
-    try:
-        services.switch_to_preview(restore=restore, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Switching {restore.site.display_domain} to the preview.")
+    report_outcome(
+        request,
+        lambda: services.switch_to_preview(restore=restore, actor=request.user, request=request),
+        done=f"Switching {restore.site.display_domain} to the preview.",
+    )
     return redirect("restore_detail", pk=restore.pk)

@@ -14,15 +14,16 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from farm import tenants
 from farm.decorators import operator_required
 from farm.errors import FarmError
-from farm.http import AuthedRequest
+from farm.http import AuthedRequest, report_outcome
+from farm.live import render_live
 from farm.models import Operation
 from farm.models.tenancy import can_change_tenant, tenants_for_user
-from farm.shortcuts import get_for_user, require_change
+from farm.permissions import require_change
+from farm.shortcuts import get_for_user
 from nodes.swarm import SwarmError
 from sites import services, swarm_site
 from sites.domains import display_domain
@@ -136,12 +137,13 @@ def _detail_context(request: AuthedRequest, site: Site) -> dict[str, object]:
 def site_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     site = get_for_user(Site, request.user, pk=pk)
     context = _detail_context(request, site)
-    if request.htmx and request.htmx.target == f"site-{site.pk}-live":
-        response = TemplateResponse(request, "sites/site_detail.html#live", context)
-        if not context["live"]:
-            response.status_code = HttpResponseStopPolling.status_code
-        return response
-    return TemplateResponse(request, "sites/site_detail.html", context)
+    return render_live(
+        request,
+        "sites/site_detail.html",
+        context,
+        finished=not context["live"],
+        region=f"site-{site.pk}-live",
+    )
 
 
 @login_required
@@ -160,16 +162,14 @@ def site_services(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 def _action(
-    request: AuthedRequest, pk: int, action: Callable[..., Operation], done: str
+    request: AuthedRequest, pk: int, action: Callable[..., object], done: str
 ) -> HttpResponse:
     site = get_for_user(Site, request.user, pk=pk)
-    require_change(request.user, site.tenant_id)
-    try:
-        action(site=site, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, done.format(domain=site.display_domain))
+    report_outcome(
+        request,
+        lambda: action(site=site, actor=request.user, request=request),
+        done=done.format(domain=site.display_domain),
+    )
     return redirect("site_detail", pk=site.pk)
 
 
@@ -188,42 +188,33 @@ def site_resume(request: AuthedRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def site_repair(request: AuthedRequest, pk: int) -> HttpResponse:
-    site = get_for_user(Site, request.user, pk=pk)
-    if not request.user.is_staff:
-        raise PermissionDenied("Repairs are for operators.")
-    return _action(request, site.pk, services.repair_site, "Repairing {domain}.")
+    return _action(request, pk, services.repair_site, "Repairing {domain}.")
 
 
 @login_required
 @require_POST
 def site_approve(request: AuthedRequest, pk: int) -> HttpResponse:
     """An operator approves a tenant's domain outside the managed zones."""
-    site = get_for_user(Site, request.user, pk=pk)
-    if not request.user.is_staff:
-        raise PermissionDenied("Only operators can approve a site's domain.")
-    return _action(request, site.pk, services.approve_site_domain, "Provisioning {domain}.")
+    return _action(request, pk, services.approve_site_domain, "Provisioning {domain}.")
 
 
 @login_required
 @require_POST
 def site_decline(request: AuthedRequest, pk: int) -> HttpResponse:
     """An operator declines, or the tenant's owner withdraws, a site awaiting approval."""
-    site = get_for_user(Site, request.user, pk=pk)
-    require_change(request.user, site.tenant_id)
-    try:
-        services.decline_site_domain(site=site, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{site.display_domain} will not be set up; the name is free.")
-    return redirect("site_detail", pk=site.pk)
+    return _action(
+        request,
+        pk,
+        services.decline_site_domain,
+        "{domain} will not be set up; the name is free.",
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def site_delete(request: AuthedRequest, pk: int) -> HttpResponse:
     site = get_for_user(Site, request.user, pk=pk)
-    require_change(request.user, site.tenant_id)
+    require_change(request.user, site.tenant_id)  # the form is for those who may send it
     form = SiteDeleteForm(request.POST or None, site=site, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse
@@ -24,10 +23,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from farm import tenants
 from farm.decorators import operator_required
 from farm.errors import FarmError
-from farm.http import AuthedRequest
+from farm.http import AuthedRequest, report_outcome
 from farm.models import Membership, Tenant
 from farm.models.tenancy import can_change_tenant, tenants_for_user
-from farm.shortcuts import require_change
+from farm.permissions import require_operator
 from farm.tenant_forms import MemberAddForm, MemberRoleForm, TenantCreateForm, TenantEditForm
 from sites.models import LIVE_STATUSES
 
@@ -41,7 +40,6 @@ def _get_tenant(request: AuthedRequest, pk: int) -> Tenant:
 
 def _get_membership(request: AuthedRequest, pk: int, member_pk: int) -> Membership:
     tenant = _get_tenant(request, pk)
-    require_change(request.user, tenant.pk)
     membership = (
         Membership.objects.filter(tenant=tenant, pk=member_pk).select_related("user").first()
     )
@@ -117,8 +115,7 @@ def tenant_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def tenant_edit(request: AuthedRequest, pk: int) -> HttpResponse:
     tenant = _get_tenant(request, pk)
-    if not request.user.is_staff:
-        raise PermissionDenied("Only operators change a tenant's name or quota.")
+    require_operator(request.user, "Only operators change a tenant's name or quota.")
     form = TenantEditForm(request.POST or None, tenant=tenant)
     if request.method == "POST" and form.is_valid():
         try:
@@ -143,7 +140,6 @@ def tenant_edit(request: AuthedRequest, pk: int) -> HttpResponse:
 @require_POST
 def member_add(request: AuthedRequest, pk: int) -> HttpResponse:
     tenant = _get_tenant(request, pk)
-    require_change(request.user, tenant.pk)
     form = MemberAddForm(request.POST, tenant=tenant)
     if form.is_valid():
         try:
@@ -177,20 +173,14 @@ def member_role(request: AuthedRequest, pk: int, member_pk: int) -> HttpResponse
     if not form.is_valid():
         messages.error(request, "Choose owner or member.")
     else:
-        try:
-            tenants.change_role(
-                membership=membership,
-                role=form.cleaned_data["role"],
-                actor=request.user,
-                request=request,
-            )
-        except FarmError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(
-                request,
-                f"{membership.user.email} is now {membership.get_role_display().lower()}.",
-            )
+        role = form.cleaned_data["role"]
+        report_outcome(
+            request,
+            lambda: tenants.change_role(
+                membership=membership, role=role, actor=request.user, request=request
+            ),
+            done=f"{membership.user.email} is now {Membership.Role(role).label.lower()}.",
+        )
     return redirect("tenant_detail", pk=membership.tenant_id)
 
 
@@ -199,12 +189,11 @@ def member_role(request: AuthedRequest, pk: int, member_pk: int) -> HttpResponse
 def member_remove(request: AuthedRequest, pk: int, member_pk: int) -> HttpResponse:
     membership = _get_membership(request, pk, member_pk)
     email, tenant_id = membership.user.email, membership.tenant_id
-    try:
-        tenants.remove_member(membership=membership, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Removed {email}.")
+    report_outcome(
+        request,
+        lambda: tenants.remove_member(membership=membership, actor=request.user, request=request),
+        done=f"Removed {email}.",
+    )
     if tenant_id is not None and not tenants_for_user(request.user).filter(pk=tenant_id).exists():
         return redirect("tenant_list")  # an owner who removed themselves sees it no more
     return redirect("tenant_detail", pk=tenant_id)
@@ -214,10 +203,11 @@ def member_remove(request: AuthedRequest, pk: int, member_pk: int) -> HttpRespon
 @require_POST
 def member_invite(request: AuthedRequest, pk: int, member_pk: int) -> HttpResponse:
     membership = _get_membership(request, pk, member_pk)
-    try:
-        tenants.resend_invitation(membership=membership, actor=request.user, request=request)
-    except FarmError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Sent {membership.user.email} a new invitation.")
+    report_outcome(
+        request,
+        lambda: tenants.resend_invitation(
+            membership=membership, actor=request.user, request=request
+        ),
+        done=f"Sent {membership.user.email} a new invitation.",
+    )
     return redirect("tenant_detail", pk=membership.tenant_id)

@@ -173,7 +173,11 @@ MATRIX: dict[str, Row] = {
     "operation_list": row(Case(Kind.LIST)),
     "operation_detail": row(
         Case(Kind.READ, args=lambda w: (w.failed_operation.pk,)),
-        Case(Kind.READ, args=lambda w: (w.failed_operation.pk,), headers=htmx()),  # steps+logs
+        Case(
+            Kind.READ,
+            args=lambda w: (w.failed_operation.pk,),
+            headers=htmx(lambda w: f"operation-{w.failed_operation.pk}"),  # steps+logs
+        ),
     ),
     "operation_retry": row(
         Case(Kind.CHANGE, POST, args=lambda w: (w.failed_operation.pk,)), allowed="POST"

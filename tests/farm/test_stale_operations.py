@@ -131,7 +131,7 @@ def test_item_4_the_check_is_repeated_inside_the_transaction(monkeypatch, tmp_pa
     run_operation(later.pk)
 
     # As if the later one had been created just after the model's check passed.
-    monkeypatch.setattr("farm.operations._refuse_if_superseded", lambda operation: None)
+    monkeypatch.setattr("farm.operations.transitions._refuse_if_superseded", lambda operation: None)
     for action in (retry_operation, roll_back_operation):
         with pytest.raises(OperationStateError, match=f"#{later.pk} was started"):
             action(failed)

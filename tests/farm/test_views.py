@@ -126,7 +126,9 @@ def test_operation_page_shows_steps_and_polls_while_unfinished(owner, site_opera
     assert 'hx-trigger="every 1s"' in body
     assert body.count('class="step step-pending"') == 4
 
-    partial = client.get(url, headers={"HX-Request": "true"})
+    partial = client.get(
+        url, headers={"HX-Request": "true", "HX-Target": f"operation-{site_operation.pk}"}
+    )
     assert partial.status_code == 200
     assert "<html" not in partial.content.decode(), "htmx gets the partial only"
 
@@ -134,7 +136,8 @@ def test_operation_page_shows_steps_and_polls_while_unfinished(owner, site_opera
 def test_finished_operation_partial_stops_polling_with_286(owner, site_operation):
     run_operation(site_operation.pk)
     response = client_for(owner).get(
-        reverse("operation_detail", args=[site_operation.pk]), headers={"HX-Request": "true"}
+        reverse("operation_detail", args=[site_operation.pk]),
+        headers={"HX-Request": "true", "HX-Target": f"operation-{site_operation.pk}"},
     )
     assert response.status_code == 286
     body = response.content.decode()
