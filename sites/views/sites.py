@@ -17,7 +17,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 
 from farm import tenants
-from farm.decorators import operator_required
 from farm.errors import FarmError
 from farm.http import AuthedRequest
 from farm.models import Operation
@@ -27,8 +26,7 @@ from nodes.swarm import SwarmError
 from sites import services, swarm_site
 from sites.domains import display_domain
 from sites.forms import SiteCreateForm, SiteDeleteForm
-from sites.models import ReconcileReport, Site, SiteStatus
-from sites.reconcile import run_reconcile
+from sites.models import Site, SiteStatus
 
 TRANSITIONAL = (
     SiteStatus.PENDING,
@@ -240,21 +238,3 @@ def site_delete(request: AuthedRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Deleting {display_domain(site.domain)}.")
             return redirect("site_detail", pk=site.pk)
     return TemplateResponse(request, "sites/site_delete.html", {"site": site, "form": form})
-
-
-@operator_required
-@require_GET
-def reconcile_page(request: AuthedRequest) -> HttpResponse:
-    report = ReconcileReport.objects.first()
-    return TemplateResponse(request, "sites/reconcile.html", {"report": report})
-
-
-@operator_required
-@require_POST
-def reconcile_run(request: AuthedRequest) -> HttpResponse:
-    report = run_reconcile()
-    if report.error:
-        messages.error(request, report.error)
-    else:
-        messages.success(request, f"Found {report.drift} drift and {report.orphans} orphans.")
-    return redirect("site_reconcile")
