@@ -10,7 +10,7 @@ from django.utils import timezone
 from backups import policy
 from farm.errors import OperationConflict
 from nodes import edge
-from sites import services
+from sites import service_states, services
 from sites.models import Site, SiteStatus
 
 
@@ -21,6 +21,11 @@ def reconcile_sites() -> str:
     except OperationConflict as exc:
         return exc.message
     return f"operation {operation.pk}"
+
+
+def record_service_states() -> str:
+    """What the Swarm says about every site's services, for the site pages to read."""
+    return service_states.record_all()
 
 
 def run_wordpress_cron() -> str:

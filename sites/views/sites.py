@@ -22,11 +22,10 @@ from farm.http import AuthedRequest
 from farm.models import Operation
 from farm.models.tenancy import can_change_tenant, tenants_for_user
 from farm.shortcuts import get_for_user, require_change
-from nodes.swarm import SwarmError
-from sites import services, swarm_site
+from sites import service_states, services
 from sites.domains import display_domain
 from sites.forms import SiteCreateForm, SiteDeleteForm
-from sites.models import Site, SiteStatus
+from sites.models import Site, SiteStatus, StackState
 
 TRANSITIONAL = (
     SiteStatus.PENDING,
@@ -145,16 +144,17 @@ def site_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def site_services(request: AuthedRequest, pk: int) -> HttpResponse:
-    """The stack's services and task states, read from the Swarm (a partial)."""
+    """The stack's services and task states as a worker last recorded them (a partial,
+    polled every 5 s: it reads one row and never asks the Swarm)."""
     site = get_for_user(Site, request.user, pk=pk)
-    try:
-        services_state = swarm_site.stack_state(site.pk)
-        error = ""
-    except SwarmError as exc:
-        services_state, error = [], exc.message
-    return TemplateResponse(
-        request, "sites/_services.html", {"site": site, "services": services_state, "error": error}
-    )
+    state = StackState.objects.filter(site=site).first()
+    context = {
+        "site": site,
+        "state": state,
+        "services": state.services if state else [],
+        "notice": service_states.notice(state),
+    }
+    return TemplateResponse(request, "sites/_services.html", context)
 
 
 def _action(
