@@ -3,8 +3,8 @@ figures for the 500-sites-on-20-workers extrapolation.
 
 * Docker API calls (and bytes read) of each periodic task of the panel, run once in
   this process with the Docker client's ``send`` counted: node sync (every minute),
-  reconcile (every 10 minutes, with the routes' resync), the site page's services
-  partial (every 5 s per open tab).
+  reconcile (every 10 minutes, with the routes' resync), the recording of every
+  site's services for the site pages (every minute; the pages themselves ask nothing).
 * Routing Redis commands (``INFO commandstats``): what Traefik asks while nothing
   changes (its KV provider only listens), and what one route change costs.
 * What Traefik's Swarm provider would ask at ``refreshSeconds=2``, from the counts of
@@ -32,7 +32,7 @@ from nodes import routes
 from nodes.inventory import sync_nodes
 from nodes.swarm import client as docker_client
 from sites.reconcile import run_reconcile
-from sites.swarm_site import stack_state
+from sites.service_states import record_all
 
 
 @dataclass
@@ -94,7 +94,7 @@ PERIODIC: dict[str, tuple[float, Callable[[int], object]]] = {
     # name: (runs per minute, what it calls given a site id)
     "node sync": (1.0, lambda site_id: sync_nodes()),
     "reconcile + routes resync": (0.1, lambda site_id: run_reconcile()),
-    "site page services partial": (12.0, lambda site_id: stack_state(site_id)),
+    "services' states, every site": (1.0, lambda site_id: record_all()),
 }
 
 
@@ -190,8 +190,7 @@ def extrapolate(costs: PeriodicCosts, *, sites: int = 500, workers: int = 20) ->
             f"  {name}: {calls.docker} Docker calls, {calls.docker_bytes / 1024:.0f} KB, "
             f"{calls.redis} Redis commands, {calls.seconds:.2f} s per run at n = {costs.n}"
         )
-        if name != "site page services partial":
-            manager_per_min += calls.docker * per_min
+        manager_per_min += calls.docker * per_min
     lines.append(
         f"  manager, periodic tasks: {manager_per_min:.1f} calls/min "
         f"({manager_per_min / n:.3f} per site); at {sites} sites ~"

@@ -19,6 +19,7 @@ PERIODIC_TASKS: list[Periodic] = [
     Periodic("farm: re-enqueue stale operations", "farm.tasks.requeue_stale_operations", 1),
     Periodic("nodes: sync the node inventory", "nodes.tasks.sync_node_inventory", 1),
     Periodic("sites: reconcile with Swarm, MariaDB and disk", "sites.tasks.reconcile_sites", 10),
+    Periodic("sites: record the services' states", "sites.tasks.record_service_states", 1),
     Periodic("sites: run WordPress cron", "sites.tasks.run_wordpress_cron", 5),
     Periodic("monitoring: pull firing alerts from Alertmanager", "monitoring.tasks.sync_alerts", 1),
     Periodic("backups: claim what is due", "sites.tasks.backup_tick", 1),

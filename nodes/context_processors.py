@@ -2,9 +2,9 @@
 
 It shows what the workers recorded (``EngineStatus``, written every minute by
 ``nodes.tasks.sync_node_inventory`` and by ``farm_run``). A page render never asks
-Docker and never writes that row: in production the web process has no Docker
-socket. The message is kept in the shared cache for 15 s, so a busy panel reads
-the row a few times a minute.
+Docker and writes nothing: in production the web process has no Docker socket. It
+reads that one row by its primary key, which costs what a cache lookup would (the
+shared cache is a table by default) without a write every few seconds to refresh it.
 """
 
 from __future__ import annotations
@@ -12,21 +12,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.timesince import timesince
 
 from nodes.models import EngineStatus
 
-BANNER_CACHE_KEY = "nodes:engine-banner"
-BANNER_TTL_S = 15
 # The workers record the engine's status every minute; older than this, they
 # have stopped (the task queue is not running) and provisioning would not happen.
 STALE_AFTER = timedelta(minutes=5)
 
 
-def _banner_now() -> str:
+def provisioning_banner() -> str:
+    """Why provisioning cannot work right now ('' when it can), from what the workers
+    recorded: one read, no write."""
     status = EngineStatus.objects.filter(pk=1).first()
     if status is None:
         return (
@@ -41,16 +40,6 @@ def _banner_now() -> str:
             f"{timesince(status.checked_at)} ago. Is the task queue (qcluster) running?"
         )
     return ""
-
-
-def provisioning_banner() -> str:
-    """Why provisioning cannot work right now ('' when it can), from what the workers
-    recorded; the row is read at most every 15 s."""
-    message = cache.get(BANNER_CACHE_KEY)
-    if message is None:
-        message = _banner_now()
-        cache.set(BANNER_CACHE_KEY, message, BANNER_TTL_S)
-    return str(message)
 
 
 def engine_banner(request: HttpRequest) -> dict[str, Any]:

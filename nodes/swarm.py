@@ -45,6 +45,7 @@ from nodes.swarm_tasks import (
     UpdateRolledBack,
     container_health,
     service_tasks,
+    tasks_by_service,
     wait_containers_gone,
     wait_converged,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "reset_client_cache",
     "scale_service",
     "service_tasks",
+    "tasks_by_service",
     "translate_errors",
     "wait_containers_gone",
     "wait_converged",

@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import docker
 import docker.errors
@@ -98,23 +99,35 @@ def service_tasks(
         filters["_up-to-date"] = "true"
     with translate_errors(f"Reading the tasks of {service}"):
         tasks = cli.api.tasks(filters=filters)
-    out = []
+    return [_task_state(service, task) for task in tasks]
+
+
+def tasks_by_service(cli: docker.DockerClient, names: dict[str, str]) -> dict[str, list[TaskState]]:
+    """The tasks of many services in one call (the engine's whole task list): ``names``
+    maps a service's id to its name; tasks of other services are left out."""
+    with translate_errors("Reading the tasks of the Swarm"):
+        tasks = cli.api.tasks()
+    out: dict[str, list[TaskState]] = {name: [] for name in names.values()}
     for task in tasks:
-        status = task.get("Status", {})
-        out.append(
-            TaskState(
-                service=service,
-                task_id=task["ID"],
-                state=status.get("State", ""),
-                desired=task.get("DesiredState", ""),
-                message=status.get("Message", ""),
-                error=status.get("Err", ""),
-                node_id=task.get("NodeID", ""),
-                container_id=status.get("ContainerStatus", {}).get("ContainerID", ""),
-                created_at=task.get("CreatedAt", ""),
-            )
-        )
+        name = names.get(task.get("ServiceID", ""))
+        if name is not None:
+            out[name].append(_task_state(name, task))
     return out
+
+
+def _task_state(service: str, task: dict[str, Any]) -> TaskState:
+    status = task.get("Status", {})
+    return TaskState(
+        service=service,
+        task_id=task["ID"],
+        state=status.get("State", ""),
+        desired=task.get("DesiredState", ""),
+        message=status.get("Message", ""),
+        error=status.get("Err", ""),
+        node_id=task.get("NodeID", ""),
+        container_id=status.get("ContainerStatus", {}).get("ContainerID", ""),
+        created_at=task.get("CreatedAt", ""),
+    )
 
 
 def container_health(cli: docker.DockerClient, container_id: str) -> str | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from farm.admin_audit import AuditedAdmin
-from sites.models import ReconcileReport, Site
+from sites.models import ReconcileReport, Site, StackState
 
 
 @admin.register(Site)
@@ -38,6 +38,18 @@ class SiteAdmin(AuditedAdmin[Site]):
 class ReconcileReportAdmin(AuditedAdmin[ReconcileReport]):
     list_display = ["created_at", "drift", "orphans", "error"]
     readonly_fields = ["created_at", "drift", "orphans", "findings", "error"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+
+@admin.register(StackState)
+class StackStateAdmin(AuditedAdmin[StackState]):
+    """What the workers last recorded of each site's services (read-only)."""
+
+    list_display = ["site", "seen_at", "checked_at", "error"]
+    list_select_related = ["site"]
+    readonly_fields = ["site", "services", "seen_at", "checked_at", "error"]
 
     def has_add_permission(self, request: object) -> bool:
         return False

@@ -211,3 +211,25 @@ class ReconcileReport(models.Model):
     def __str__(self) -> str:
         when = f"{self.created_at:%Y-%m-%d %H:%M}"
         return f"Reconcile {when}: {self.drift} drift, {self.orphans} orphans"
+
+
+class StackState(models.Model):
+    """What the Swarm last said about a site's services and their tasks, as a worker
+    recorded it: every minute (``sites.tasks.record_service_states``) and right after
+    each step that changes the stack. The site page reads this row; it never asks the
+    Swarm itself."""
+
+    site = models.OneToOneField(
+        Site, primary_key=True, on_delete=models.CASCADE, related_name="stack_state"
+    )
+    services = models.JSONField(
+        default=list, blank=True, help_text="Each service: name, image, replicas, tasks."
+    )
+    seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the Swarm last answered for this site."
+    )
+    checked_at = models.DateTimeField(help_text="When a worker last asked.")
+    error = models.TextField(blank=True, help_text="Why the last asking failed ('' if it did not).")
+
+    def __str__(self) -> str:
+        return f"{self.site_id}: {len(self.services)} services, seen {self.seen_at}"

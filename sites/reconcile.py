@@ -6,11 +6,16 @@ databases or directories named for a site that is not live. The report is
 kept; repairing a drifted site is re-running its idempotent provision steps.
 Traefik's routes are repaired on the spot: each run writes back every route the
 routing Redis lost (and drops those of sites that are gone), and reports them.
+
+The panel and the schedule run it as the operation ``site.reconcile``
+(``sites.operations.reconcile``, one at a time, with live progress); the
+``reconcile`` command runs the same functions in its own process.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -190,7 +195,22 @@ def _route_site(name: str) -> int | None:
     return _site_id(name.removeprefix("maint-"))
 
 
+def keep_report(
+    findings: Sequence[Finding | dict[str, Any]], *, error: str = ""
+) -> ReconcileReport:
+    """Record one comparison: its findings (as dataclasses or their dicts) and, when it
+    could not be made in full, why."""
+    rows = [asdict(f) if isinstance(f, Finding) else dict(f) for f in findings]
+    return ReconcileReport.objects.create(
+        findings=rows,
+        drift=sum(f["kind"] == "drift" for f in rows),
+        orphans=sum(f["kind"] == "orphan" for f in rows),
+        error=error,
+    )
+
+
 def run_reconcile() -> ReconcileReport:
+    """Both comparisons in this process, whatever one of them raises (the command)."""
     errors = []
     try:
         findings = restore_routes()
@@ -201,10 +221,4 @@ def run_reconcile() -> ReconcileReport:
         findings += find_drift()
     except FarmError as exc:
         errors.append(exc.message)
-    error = "; ".join(errors)
-    return ReconcileReport.objects.create(
-        findings=[asdict(f) for f in findings],
-        drift=sum(f.kind == "drift" for f in findings),
-        orphans=sum(f.kind == "orphan" for f in findings),
-        error=error,
-    )
+    return keep_report(findings, error="; ".join(errors))

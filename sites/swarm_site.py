@@ -19,12 +19,12 @@ from nodes.swarm import (
     TaskState,
     apply_service,
     client,
-    container_health,
     find_service,
     remove_service,
     remove_when_released,
     scale_service,
     service_tasks,
+    tasks_by_service,
     translate_errors,
     wait_containers_gone,
     wait_converged,
@@ -214,30 +214,46 @@ class ServiceState:
     image: str
     replicas: int | None
     tasks: list[TaskState]
-    health: dict[str, str | None]
+
+
+def _shown(tasks: list[TaskState]) -> list[TaskState]:
+    """The tasks a site page shows: those meant to run, and the ones that failed."""
+    return [t for t in tasks if t.desired == "running" or t.state in ("failed", "rejected")][:5]
+
+
+def stack_states(stack: str | None = None) -> dict[str, list[ServiceState]]:
+    """What the Swarm says about the sites' services, by stack: one stack's, or every
+    site's at once. Two Docker calls whatever the number of sites (a worker records
+    the answer in ``sites.service_states``; pages read that, never this)."""
+    cli = client()
+    label = f"{STACK_LABEL}={stack}" if stack else STACK_LABEL
+    with translate_errors(f"Listing the services of {stack or 'the sites'}"):
+        services = [dict(s) for s in cli.api.services(filters={"label": label})]
+    if not services:
+        return {}
+    if stack:
+        names = [s["Spec"]["Name"] for s in services]
+        tasks = {name: service_tasks(cli, name) for name in names}
+    else:
+        tasks = tasks_by_service(cli, {s["ID"]: s["Spec"]["Name"] for s in services})
+    states: dict[str, list[ServiceState]] = {}
+    for svc in services:
+        spec = svc["Spec"]
+        name = spec["Name"]
+        states.setdefault(spec.get("Labels", {}).get(STACK_LABEL, ""), []).append(
+            ServiceState(
+                name=name,
+                image=spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0],
+                replicas=spec.get("Mode", {}).get("Replicated", {}).get("Replicas"),
+                tasks=_shown(tasks.get(name, [])),
+            )
+        )
+    return {key: sorted(value, key=lambda s: s.name) for key, value in states.items()}
 
 
 def stack_state(site_id: int) -> list[ServiceState]:
-    """What the Swarm says about the site's services, for its page."""
-    cli = client()
-    states = []
-    for svc in stack_services(cli, stack_name(site_id)):
-        name = svc["Spec"]["Name"]
-        tasks = [
-            t
-            for t in service_tasks(cli, name)
-            if t.desired == "running" or t.state in ("failed", "rejected")
-        ][:5]
-        states.append(
-            ServiceState(
-                name=name,
-                image=svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0],
-                replicas=svc["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas"),
-                tasks=tasks,
-                health={t.task_id: container_health(cli, t.container_id) for t in tasks},
-            )
-        )
-    return sorted(states, key=lambda s: s.name)
+    """What the Swarm says about one site's services (a call per service: 2 or 3)."""
+    return stack_states(stack_name(site_id)).get(stack_name(site_id), [])
 
 
 def service_exists(name: str) -> bool:

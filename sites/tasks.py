@@ -8,15 +8,24 @@ from django.conf import settings
 from django.utils import timezone
 
 from backups import policy
+from farm.errors import OperationConflict
 from nodes import edge
-from sites import services
+from sites import service_states, services
 from sites.models import Site, SiteStatus
-from sites.reconcile import run_reconcile
 
 
 def reconcile_sites() -> str:
-    report = run_reconcile()
-    return report.error or f"{report.drift} drift, {report.orphans} orphans"
+    """Start the ``site.reconcile`` operation (none while one is still unfinished)."""
+    try:
+        operation = services.start_reconcile(actor=None)
+    except OperationConflict as exc:
+        return exc.message
+    return f"operation {operation.pk}"
+
+
+def record_service_states() -> str:
+    """What the Swarm says about every site's services, for the site pages to read."""
+    return service_states.record_all()
 
 
 def run_wordpress_cron() -> str:

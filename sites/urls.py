@@ -1,12 +1,12 @@
 from django.urls import include, path
 
-from sites.views import backups, dashboard, restore, sites, tenants
+from sites.views import backups, dashboard, reconcile, restore, sites, tenants
 
 site_pages = [
     path("", sites.site_list, name="site_list"),
     path("new/", sites.site_create, name="site_create"),
-    path("reconcile/", sites.reconcile_page, name="site_reconcile"),
-    path("reconcile/run/", sites.reconcile_run, name="site_reconcile_run"),
+    path("reconcile/", reconcile.reconcile_page, name="site_reconcile"),
+    path("reconcile/run/", reconcile.reconcile_run, name="site_reconcile_run"),
     path("<int:pk>/", sites.site_detail, name="site_detail"),
     path("<int:pk>/services/", sites.site_services, name="site_services"),
     path("<int:pk>/suspend/", sites.site_suspend, name="site_suspend"),

@@ -6,6 +6,12 @@ from sites.operations.base import SiteKind
 from sites.operations.delete import DeleteSite
 from sites.operations.lifecycle import ResumeSite, SuspendSite
 from sites.operations.provision import PROVISION_STEPS, ProvisionSite, RepairSite
+from sites.operations.reconcile import (
+    RECONCILE_TARGET_ID,
+    RECONCILE_TARGET_REPR,
+    RECONCILE_TARGET_TYPE,
+    ReconcileSites,
+)
 from sites.operations.restores import (
     PREVIEW_STEPS,
     RestoreDrill,
@@ -17,9 +23,13 @@ from sites.operations.restores import (
 __all__ = [
     "PREVIEW_STEPS",
     "PROVISION_STEPS",
+    "RECONCILE_TARGET_ID",
+    "RECONCILE_TARGET_REPR",
+    "RECONCILE_TARGET_TYPE",
     "BackUpSite",
     "DeleteSite",
     "ProvisionSite",
+    "ReconcileSites",
     "RepairSite",
     "RestoreDrill",
     "RestoreKind",

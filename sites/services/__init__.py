@@ -1,6 +1,7 @@
 """Every change to a site, one function each; views, commands and tasks call these.
 One module per kind of change: the site's life (``lifecycle``), its backups
-(``backups``) and its restores (``restores``). This module is their public API."""
+(``backups``), its restores (``restores``) and reconcile (``reconcile``). This
+module is their public API."""
 
 from sites.services.backups import (
     ALL_KINDS,
@@ -23,6 +24,7 @@ from sites.services.lifecycle import (
     resume_site,
     suspend_site,
 )
+from sites.services.reconcile import running_reconcile, start_reconcile
 from sites.services.restores import run_drills, start_restore, switch_to_preview
 
 __all__ = [
@@ -41,7 +43,9 @@ __all__ = [
     "repair_site",
     "resume_site",
     "run_drills",
+    "running_reconcile",
     "start_claimed_backups",
+    "start_reconcile",
     "start_restore",
     "start_site_backup",
     "suspend_site",

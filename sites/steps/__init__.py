@@ -1,7 +1,7 @@
 """The steps of a site's operations, one module per kind of work: provision, lifecycle
-(suspend, resume), delete, backup, restore (its preview, its files, its verification)
-and switch. This module is their public API: import from ``sites.steps``, never from
-its modules."""
+(suspend, resume), delete, backup, restore (its preview, its files, its verification),
+switch, and reconcile (every site at once). This module is their public API: import
+from ``sites.steps``, never from its modules."""
 
 from sites.steps.backup import (
     BackupSchedule,
@@ -52,6 +52,7 @@ from sites.steps.provision import (
     choose_shard,
     probe_install_screen,
 )
+from sites.steps.reconcile import CompareSites, KeepReport, ResyncRoutes, found
 from sites.steps.restore import (
     EndMaintenance,
     Maintenance,
@@ -73,6 +74,7 @@ __all__ = [
     "Allocate",
     "ApplyBothStacks",
     "BackupSchedule",
+    "CompareSites",
     "ConfigBackup",
     "Converge",
     "ConvergeBoth",
@@ -81,6 +83,7 @@ __all__ = [
     "DropDatabase",
     "EndMaintenance",
     "Files",
+    "KeepReport",
     "Maintenance",
     "MaintenanceOff",
     "MaintenanceOn",
@@ -97,6 +100,7 @@ __all__ = [
     "RestoreDatabase",
     "RestoreFiles",
     "RestoreStep",
+    "ResyncRoutes",
     "SafetyBackup",
     "ScaleDown",
     "ScaleUp",
@@ -115,6 +119,7 @@ __all__ = [
     "backup_site_files",
     "choose_shard",
     "create_preview_site",
+    "found",
     "manifest_path",
     "preview_domain",
     "preview_of",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from farm.operations import StepContext
-from sites import swarm_site
+from sites import service_states, swarm_site
 from sites.maintenance import apply_maintenance
 from sites.models import Site
 from sites.steps.base import SiteStep
@@ -41,12 +41,16 @@ class ScaleDown(SiteStep):
     label = "Stop the site's containers"
 
     def run(self, ctx: StepContext) -> None:
-        done = swarm_site.scale_stack(self.site(ctx).pk, 0, ctx.log)
+        site_id = self.site(ctx).pk
+        done = swarm_site.scale_stack(site_id, 0, ctx.log)
         if not done:
             ctx.log("already scaled to zero")
+        service_states.record_site(site_id)
 
     def undo(self, ctx: StepContext) -> None:
-        swarm_site.scale_stack(self.site(ctx).pk, 1, ctx.log)
+        site_id = self.site(ctx).pk
+        swarm_site.scale_stack(site_id, 1, ctx.log)
+        service_states.record_site(site_id)
 
 
 class ScaleUp(SiteStep):
@@ -54,9 +58,11 @@ class ScaleUp(SiteStep):
     label = "Start the site's containers"
 
     def run(self, ctx: StepContext) -> None:
-        done = swarm_site.scale_stack(self.site(ctx).pk, 1, ctx.log)
+        site_id = self.site(ctx).pk
+        done = swarm_site.scale_stack(site_id, 1, ctx.log)
         if not done:
             ctx.log("already running")
+        service_states.record_site(site_id)
 
 
 class PauseMonitoring(Monitoring):

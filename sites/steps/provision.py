@@ -14,7 +14,7 @@ from farm.operations import StepContext
 from monitoring import prometheus
 from nodes import edge, mariadb, proxysql
 from nodes.platform import public_networks
-from sites import claims, dns, files, swarm_site
+from sites import claims, dns, files, service_states, swarm_site
 from sites.domains import is_local_domain
 from sites.models import LIVE_STATUSES, Site
 from sites.stack import SALT_KEYS, build_spec, salts_json
@@ -120,9 +120,11 @@ class SwarmStack(SiteStep):
             ctx.log(f"{spec.stack} already matches its spec")
 
     def undo(self, ctx: StepContext) -> None:
-        done = swarm_site.remove_stack(self.site(ctx).pk, ctx.log)
+        site_id = self.site(ctx).pk
+        done = swarm_site.remove_stack(site_id, ctx.log)
         if not done:
             ctx.log("nothing of the stack was left")
+        service_states.record_site(site_id)  # what the site page shows
 
 
 class Converge(SiteStep):
@@ -143,6 +145,7 @@ class Converge(SiteStep):
             f"{len(spec.services)} services running and healthy after "
             f"{time.monotonic() - started:.1f} s"
         )
+        service_states.record_site(site.pk)  # what the site page shows
 
 
 class Dns(SiteStep):

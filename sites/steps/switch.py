@@ -12,7 +12,7 @@ from farm.errors import FarmError
 from farm.operations import Step, StepContext
 from monitoring import prometheus
 from nodes import edge
-from sites import swarm_site
+from sites import service_states, swarm_site
 from sites.domains import is_local_domain
 from sites.models import Site
 from sites.stack import build_spec
@@ -109,6 +109,7 @@ def wait_for_both(restore: Restore, ctx: StepContext) -> None:
             timeout_s=settings.FARM_CONVERGE_TIMEOUT,
             check_cancelled=ctx.check_cancelled,
         )
+        service_states.record_site(site.pk)
 
 
 class ApplyBothStacks(Step):

@@ -16,7 +16,6 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from farm import tenants
-from farm.decorators import operator_required
 from farm.errors import FarmError
 from farm.http import AuthedRequest, report_outcome
 from farm.live import render_live
@@ -24,12 +23,10 @@ from farm.models import Operation
 from farm.models.tenancy import can_change_tenant, tenants_for_user
 from farm.permissions import require_change
 from farm.shortcuts import get_for_user
-from nodes.swarm import SwarmError
-from sites import services, swarm_site
+from sites import service_states, services
 from sites.domains import display_domain
 from sites.forms import SiteCreateForm, SiteDeleteForm
-from sites.models import ReconcileReport, Site, SiteStatus
-from sites.reconcile import run_reconcile
+from sites.models import Site, SiteStatus, StackState
 
 TRANSITIONAL = (
     SiteStatus.PENDING,
@@ -149,16 +146,17 @@ def site_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def site_services(request: AuthedRequest, pk: int) -> HttpResponse:
-    """The stack's services and task states, read from the Swarm (a partial)."""
+    """The stack's services and task states as a worker last recorded them (a partial,
+    polled every 5 s: it reads one row and never asks the Swarm)."""
     site = get_for_user(Site, request.user, pk=pk)
-    try:
-        services_state = swarm_site.stack_state(site.pk)
-        error = ""
-    except SwarmError as exc:
-        services_state, error = [], exc.message
-    return TemplateResponse(
-        request, "sites/_services.html", {"site": site, "services": services_state, "error": error}
-    )
+    state = StackState.objects.filter(site=site).first()
+    context = {
+        "site": site,
+        "state": state,
+        "services": state.services if state else [],
+        "notice": service_states.notice(state),
+    }
+    return TemplateResponse(request, "sites/_services.html", context)
 
 
 def _action(
@@ -231,21 +229,3 @@ def site_delete(request: AuthedRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Deleting {display_domain(site.domain)}.")
             return redirect("site_detail", pk=site.pk)
     return TemplateResponse(request, "sites/site_delete.html", {"site": site, "form": form})
-
-
-@operator_required
-@require_GET
-def reconcile_page(request: AuthedRequest) -> HttpResponse:
-    report = ReconcileReport.objects.first()
-    return TemplateResponse(request, "sites/reconcile.html", {"report": report})
-
-
-@operator_required
-@require_POST
-def reconcile_run(request: AuthedRequest) -> HttpResponse:
-    report = run_reconcile()
-    if report.error:
-        messages.error(request, report.error)
-    else:
-        messages.success(request, f"Found {report.drift} drift and {report.orphans} orphans.")
-    return redirect("site_reconcile")

@@ -255,6 +255,7 @@ def farm_seams(monkeypatch) -> dict[str, list[Any]]:
 
     monkeypatch.setattr("sites.swarm_site.apply_stack", apply_stack)
     monkeypatch.setattr("sites.swarm_site.remove_stack", remove_stack)
+    monkeypatch.setattr("sites.swarm_site.stack_state", lambda site_id: [])
     monkeypatch.setattr("nodes.mariadb.ensure_site_database", lambda **kw: [])
     monkeypatch.setattr("nodes.mariadb.drop_site_database", drop)
     return calls

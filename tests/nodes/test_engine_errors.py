@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from nodes.bootstrap import farm_up
-from nodes.context_processors import BANNER_CACHE_KEY
 from nodes.swarm import SwarmError, engine_status, reset_client_cache
 from tests.conftest import client_for
 
@@ -63,19 +63,31 @@ def test_before_the_workers_report_the_banner_says_so_and_the_page_asks_no_docke
 
 
 @pytest.mark.django_db
-def test_the_banner_is_read_from_the_shared_cache_for_15_seconds(owner):
-    from nodes.context_processors import BANNER_TTL_S
+def test_the_first_page_after_start_asks_no_docker_and_writes_nothing(owner, monkeypatch):
     from nodes.inventory import record_engine_status
 
+    def no_docker_from_the_web(*args, **kwargs):
+        raise AssertionError("the web process asked Docker")
+
+    monkeypatch.setattr("nodes.swarm_client._client", no_docker_from_the_web)
+    monkeypatch.setattr("nodes.swarm.engine_status", no_docker_from_the_web)
     client = client_for(owner)
     record_engine_status(False, "The Docker Engine does not answer.")
-    assert "does not answer" in client.get(reverse("dashboard")).content.decode()
+
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get(reverse("dashboard")).content.decode()
+
+    assert "Provisioning is unavailable" in body and "does not answer" in body
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+    ]
+    assert writes == [], "a page render writes nothing (not even the shared cache table)"
+    engine_reads = [q for q in queries.captured_queries if "nodes_enginestatus" in q["sql"]]
+    assert len(engine_reads) == 1, "one read of the row the workers recorded"
     record_engine_status(True)
-    assert "does not answer" in client.get(reverse("dashboard")).content.decode(), "cached"
-    assert cache.get(BANNER_CACHE_KEY).startswith("Provisioning is unavailable")
-    assert BANNER_TTL_S == 15
-    cache.delete(BANNER_CACHE_KEY)  # as when the 15 s are over
-    assert "Provisioning is" not in client.get(reverse("dashboard")).content.decode()
+    assert "Provisioning is" not in client.get(reverse("dashboard")).content.decode(), "at once"
 
 
 def test_capacity_constants_match_what_the_stacks_reserve():
@@ -105,7 +117,6 @@ def test_the_banner_shows_what_the_workers_recorded_without_asking_docker(owner,
     client = client_for(owner)
 
     def banner() -> str:
-        cache.delete(BANNER_CACHE_KEY)
         body = client.get(reverse("dashboard")).content.decode()
         return body.split('role="status">')[1].split("</div>")[0] if 'role="status"' in body else ""
 

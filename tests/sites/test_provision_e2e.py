@@ -21,8 +21,8 @@ from nodes import mariadb
 from nodes.bootstrap import farm_down
 from nodes.inventory import sync_nodes
 from nodes.swarm import STACK_LABEL, client
-from sites import files, services
-from sites.models import Site, SiteStatus
+from sites import files, service_states, services
+from sites.models import ReconcileReport, Site, SiteStatus, StackState
 from sites.reconcile import find_drift
 from sites.stack import network_name, stack_name
 from sites.swarm_site import remove_stack, site_db_host
@@ -345,3 +345,42 @@ def test_delete_removes_everything_but_files_and_reconcile_finds_drift_and_repai
         assert "database wp_99999" in orphans and "database user wp_99999" in orphans
     finally:
         mariadb.drop_site_database(name="wp_99999", user="wp_99999")
+
+
+def test_the_workers_record_a_sites_services_for_its_page(tenant_ops, cleanup):
+    """Issue 11, site services partial: the provision's converge step records the stack's
+    services (the page reads that row); the minute task records every site from two
+    Docker calls; suspend records replicas 0."""
+    tenant, operator = tenant_ops
+    site, operation = provision(tenant, operator, cleanup, "states-e2e.localhost")
+    assert operation.status == OperationStatus.SUCCEEDED, operation.error
+
+    state = StackState.objects.get(site=site)
+    assert not state.error and state.seen_at is not None
+    names = {s["name"]: s for s in state.services}
+    assert set(names) == {f"{site.stack_name}_{n}" for n in ("nginx", "php", "redis")}
+    assert all(any(t["state"] == "running" for t in s["tasks"]) for s in names.values())
+
+    StackState.objects.all().delete()
+    live = Site.objects.exclude(status=SiteStatus.DELETED).count()
+    assert service_states.record_all() == f"{live} sites recorded"
+    assert {s["name"] for s in StackState.objects.get(site=site).services} == set(names)
+
+    suspend = services.suspend_site(site=site, actor=operator)
+    assert run_operation(suspend.pk) == "succeeded", Operation.objects.get(pk=suspend.pk).error
+    assert {s["replicas"] for s in StackState.objects.get(site=site).services} == {0}
+
+
+def test_the_reconcile_operation_reports_drift_on_the_real_farm(tenant_ops, cleanup):
+    tenant, operator = tenant_ops
+    site, _ = provision(tenant, operator, cleanup, "drift-op-e2e.localhost")
+    client().services.get(f"{site.stack_name}_redis").remove()
+
+    operation = services.start_reconcile(actor=operator)
+    assert run_operation(operation.pk) == "succeeded", Operation.objects.get(pk=operation.pk).error
+
+    report = ReconcileReport.objects.first()
+    assert report is not None and not report.error
+    assert (f"service {site.stack_name}_redis", site.pk) in [
+        (f["what"], f["site_id"]) for f in report.findings if f["kind"] == "drift"
+    ]
