@@ -248,6 +248,7 @@ MATRIX: dict[str, Row] = {
     "backup_list": row(Case(Kind.LIST)),
     "backup_detail": row(Case(Kind.READ, args=lambda w: (w.backup.pk,))),
     "rpo_ledger": row(Case(Kind.LIST)),
+    "rpo_check": row(Case(Kind.OPERATOR, POST), allowed="POST"),
     "rpo_badge": row(Case(Kind.READ, args=site_pk, headers=htmx())),
     "back_up_now": row(Case(Kind.CHANGE, POST, args=site_pk), allowed="POST"),
     "restore_start": row(Case(Kind.LIST)),
@@ -380,7 +381,7 @@ def _nothing_leaves_the_panel() -> Iterator[None]:
         mock.patch("sites.swarm_site.stack_state", return_value=[]),
         mock.patch("sites.reconcile.find_drift", return_value=[]),
         mock.patch("sites.reconcile.restore_routes", return_value=[]),
-        mock.patch("backups.policy.rpo.repository_snapshots", return_value=[]),
+        mock.patch("backups.policy.rpo.list_repository", return_value=[]),
         mock.patch("backups.policy.site_snapshots", return_value=[]),
         mock.patch("django_q.tasks.async_task"),
     ):

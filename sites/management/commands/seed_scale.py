@@ -4,7 +4,7 @@
 
 Rows only: 200 tenants (an owner each) and an operator, ``--sites`` sites with their
 backup policies, 20 backups per site, 30,000 operations of 8 steps, 2,000 alerts, and
-the repository's snapshot listing as the RPO check records it (one snapshot per
+the repository's snapshot listing and the RPO ledger as the RPO check records them (one snapshot per
 succeeded site backup). Nothing touches Docker, restic or MariaDB. Everything is
 written with ``bulk_create``; on a database that already has sites it refuses, and it
 never runs with ``FARM_ENV=production``.
@@ -21,16 +21,15 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.core.cache import cache
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 from django.utils import timezone
 
-from backups import restic
+from backups import policy, restic
 from backups.models import Backup, BackupKind, BackupPolicy, BackupStatus
-from backups.policy import CACHE_KEY
 from farm.models import Membership, Operation, OperationStep, Tenant, User
 from monitoring.models import Alert
+from sites import services
 from sites.models import Site, SiteStatus
 
 TENANTS = 200
@@ -141,7 +140,7 @@ def seed(n_sites: int, *, now: datetime) -> dict[str, int]:
     backups = _seed_backups(sites, now)
     operations, steps = _seed_operations(sites, now)
     alerts = _seed_alerts(sites, now)
-    snapshots = record_listing(repository_listing())
+    snapshots = record_listing(repository_listing(), now=now)
     return {
         "tenants": len(tenants),
         "sites": len(sites),
@@ -153,9 +152,10 @@ def seed(n_sites: int, *, now: datetime) -> dict[str, int]:
     }
 
 
-def record_listing(listing: list[restic.Snapshot]) -> int:
-    """Store the listing where the RPO ledger reads it (until it is listed again)."""
-    cache.set(CACHE_KEY, listing, None)
+def record_listing(listing: list[restic.Snapshot], *, now: datetime) -> int:
+    """Record the listing and the ledger as the RPO check does after reading restic."""
+    policy.record_listing(listing, now=now)
+    policy.record_ledger(policy.measure(services.live_sites(), listing), now=now)
     return len(listing)
 
 
