@@ -110,7 +110,6 @@ class RepositoryCheckAdmin(AuditedAdmin[RepositoryCheck]):
 @admin.register(RepositorySnapshot)
 class RepositorySnapshotAdmin(IndexedSearch[RepositorySnapshot]):
     list_display = ["short_id", "site", "kind", "time", "bytes", "listed_at"]
-    list_filter = ["kind"]
     search_fields = ["site__domain", "snapshot_id"]
     related_search = ("site", "domain")
     prefix_search = ("snapshot_id",)

@@ -71,7 +71,7 @@ class Backup(models.Model):
         indexes = [
             models.Index(fields=["site", "kind", "status"], name="backup_site_kind_idx"),
             # The repository page's newest cluster backups, without a scan of the others.
-            models.Index(fields=["kind", "-created_at"], name="backup_kind_created_idx"),
+            models.Index(fields=["kind", "-created_at", "-id"], name="backup_kind_created_idx"),
         ]
 
     def __str__(self) -> str:

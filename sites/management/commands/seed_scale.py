@@ -103,6 +103,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--sites", type=int, default=5000)
+        parser.add_argument("--operations", type=int, default=OPERATIONS)
+        parser.add_argument("--alerts", type=int, default=ALERTS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.FARM_ENV not in ("development", "test"):
@@ -118,12 +120,19 @@ class Command(BaseCommand):
             )
         started = time.monotonic()
         with transaction.atomic():
-            counts = seed(n_sites, now=timezone.now())
+            counts = seed(
+                n_sites,
+                now=timezone.now(),
+                operations=int(options["operations"]),
+                alerts=int(options["alerts"]),
+            )
         counts_text = ", ".join(f"{n} {what}" for what, n in counts.items())
         self.stdout.write(f"Seeded {counts_text} in {time.monotonic() - started:.1f} s.")
 
 
-def seed(n_sites: int, *, now: datetime) -> dict[str, int]:
+def seed(
+    n_sites: int, *, now: datetime, operations: int = OPERATIONS, alerts: int = ALERTS
+) -> dict[str, int]:
     User.objects.create_user(OPERATOR_EMAIL, None, is_staff=True, is_superuser=True)
     tenants = Tenant.objects.bulk_create(
         Tenant(name=f"Tenant {i}", slug=f"t{i}", site_quota=n_sites) for i in range(TENANTS)
@@ -138,16 +147,16 @@ def seed(n_sites: int, *, now: datetime) -> dict[str, int]:
 
     sites = _seed_sites(n_sites, tenants, now)
     backups = _seed_backups(sites, now)
-    operations, steps = _seed_operations(sites, now)
-    alerts = _seed_alerts(sites, now)
+    made_operations, steps = _seed_operations(sites, now, operations)
+    made_alerts = _seed_alerts(sites, now, alerts)
     snapshots = record_listing(repository_listing(), now=now)
     return {
         "tenants": len(tenants),
         "sites": len(sites),
         "backups": backups,
-        "operations": operations,
+        "operations": made_operations,
         "steps": steps,
-        "alerts": alerts,
+        "alerts": made_alerts,
         "snapshots": snapshots,
     }
 
@@ -241,13 +250,13 @@ def _seed_backups(sites: list[Site], now: datetime) -> int:
     return total
 
 
-def _seed_operations(sites: list[Site], now: datetime) -> tuple[int, int]:
+def _seed_operations(sites: list[Site], now: datetime, count: int) -> tuple[int, int]:
     done = 0
     steps = 0
     with own_timestamps(_field(Operation, "created_at")):
-        for start in range(0, OPERATIONS, BATCH):
+        for start in range(0, count, BATCH):
             made = []
-            for n in range(start, min(start + BATCH, OPERATIONS)):
+            for n in range(start, min(start + BATCH, count)):
                 site = sites[n % len(sites)]
                 created = now - timedelta(minutes=7 * n)
                 made.append(
@@ -287,9 +296,9 @@ def _seed_operations(sites: list[Site], now: datetime) -> tuple[int, int]:
     return done, steps
 
 
-def _seed_alerts(sites: list[Site], now: datetime) -> int:
+def _seed_alerts(sites: list[Site], now: datetime, count: int) -> int:
     alerts = []
-    for n in range(ALERTS):
+    for n in range(count):
         site = sites[(n * 7) % len(sites)]
         started = now - timedelta(minutes=11 * n)
         firing = n % 10 == 0
