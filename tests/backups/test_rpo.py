@@ -383,3 +383,11 @@ def test_the_badge_reads_the_sites_row_not_the_repository_listing(farm, owner, m
         body = client.get(url).content.decode()
     assert 'data-state="ok"' in body
     assert len(queries.captured_queries) <= 6
+
+
+def test_forgotten_snapshots_are_no_longer_offered_as_restore_points(repo, tenant):
+    make_site(tenant, "a.acme.test", pk=A)
+    services.check_rpo()
+    assert len(policy.site_snapshots(A)) == 2
+    policy.forget_site_snapshots(A)
+    assert policy.site_snapshots(A) == [], "before the next check lists the repository"
