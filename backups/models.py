@@ -68,7 +68,11 @@ class Backup(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["site", "kind", "status"], name="backup_site_kind_idx")]
+        indexes = [
+            models.Index(fields=["site", "kind", "status"], name="backup_site_kind_idx"),
+            # The repository page's newest cluster backups, without a scan of the others.
+            models.Index(fields=["kind", "-created_at", "-id"], name="backup_kind_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.site or 'cluster'} ({self.status})"
@@ -228,3 +232,59 @@ class RepositoryCheck(models.Model):
 
     def __str__(self) -> str:
         return f"check {self.read_data_subset} {'ok' if self.ok else 'FAILED'}"
+
+
+class RepositorySnapshot(models.Model):
+    """A snapshot that is in the repository, as the worker last listed it.
+
+    The RPO check lists the repository (``restic snapshots``) every 10 minutes and
+    records the listing here, so that pages read this table and never wait on restic.
+    ``bytes`` is the size the panel recorded for the snapshot (restic 0.14 lists none).
+    """
+
+    snapshot_id = models.CharField(max_length=64, unique=True)
+    short_id = models.CharField(max_length=16)
+    # The site the snapshot's tags name; no constraint: the repository may hold
+    # snapshots of a site the panel no longer has a row of.
+    site = models.ForeignKey(
+        "sites.Site",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    kind = models.CharField(max_length=10, blank=True)
+    time = models.DateTimeField()
+    bytes = models.BigIntegerField(null=True, blank=True)
+    listed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        indexes = [models.Index(fields=["site", "kind", "-time"], name="repo_snapshot_site_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} snapshot {self.short_id} of site {self.site_id}"
+
+
+class SiteRpo(models.Model):
+    """One site's row of the RPO ledger, as the last RPO check measured it in the
+    repository: what the ledger page and a site's RPO badge read."""
+
+    site = models.OneToOneField(
+        "sites.Site", primary_key=True, on_delete=models.CASCADE, related_name="rpo"
+    )
+    newest_db = models.DateTimeField(null=True, blank=True, db_index=True)
+    newest_files = models.DateTimeField(null=True, blank=True)
+    snapshots = models.PositiveIntegerField(default=0)
+    drops = models.JSONField(
+        default=list, blank=True, help_text="Size drops of more than half, newest last."
+    )
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "site RPO"
+        verbose_name_plural = "site RPOs"
+
+    def __str__(self) -> str:
+        return f"RPO of site {self.site_id}"

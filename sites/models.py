@@ -43,6 +43,9 @@ LIVE_STATUSES = (
     SiteStatus.DELETING,
 )
 
+# Statuses a site can be restored from (``Site.can_restore``).
+RESTORABLE_STATUSES = (SiteStatus.ACTIVE, SiteStatus.SUSPENDED, SiteStatus.FAILED)
+
 
 class SiteQuerySet(TenantScopedQuerySet):
     tenant_path = "tenant"
@@ -190,7 +193,7 @@ class Site(models.Model):
         return self.status in (SiteStatus.ACTIVE, SiteStatus.SUSPENDED)
 
     def can_restore(self) -> bool:
-        return self.status in (SiteStatus.ACTIVE, SiteStatus.SUSPENDED, SiteStatus.FAILED)
+        return self.status in RESTORABLE_STATUSES
 
     def audit_repr(self) -> dict[str, Any]:
         return {"domain": self.domain, "status": self.status, "tenant": self.tenant_id}

@@ -20,6 +20,7 @@ site_pages = [
 # Mounted under "backups/", beside backups.urls (which shows backups' own rows).
 site_backup_pages = [
     path("rpo/", backups.rpo_ledger, name="rpo_ledger"),
+    path("rpo/check/", backups.rpo_check, name="rpo_check"),
     path("rpo/<int:site_id>/badge/", backups.rpo_badge, name="rpo_badge"),
     path("sites/<int:site_id>/now/", backups.back_up_now, name="back_up_now"),
     path("restore/", restore.choose_site, name="restore_start"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from backups import restic
-from backups.models import Backup, BackupKind, BackupPolicy, BackupStatus
+from backups.models import Backup, BackupKind, BackupPolicy, BackupStatus, RepositorySnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ def apply_retention(*, prune: bool = True) -> dict[str, int]:
             )
     if removed:
         Backup.objects.filter(snapshot_id__in=removed).update(status=BackupStatus.FORGOTTEN)
+        # Not offered as a restore point until the next listing would drop it.
+        RepositorySnapshot.objects.filter(snapshot_id__in=removed).delete()
         if prune:
             restic.prune(repo)  # one prune for the whole repository: it rewrites packs
     logger.info("retention forgot %d snapshot(s)", len(removed))
@@ -39,4 +41,5 @@ def forget_site_snapshots(site_id: int) -> int:
     if ids:
         restic.forget(repo, ids, prune=True)
     Backup.objects.filter(site_id=site_id).update(status=BackupStatus.FORGOTTEN)
+    RepositorySnapshot.objects.filter(snapshot_id__in=ids).delete()
     return len(ids)

@@ -12,6 +12,7 @@ from sites.services.backups import (
     live_sites,
     start_claimed_backups,
     start_site_backup,
+    watched_sites,
 )
 from sites.services.lifecycle import (
     Created,
@@ -50,4 +51,5 @@ __all__ = [
     "start_site_backup",
     "suspend_site",
     "switch_to_preview",
+    "watched_sites",
 ]

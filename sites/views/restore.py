@@ -13,6 +13,8 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -26,14 +28,16 @@ from backups import policy
 from backups.models import Restore, RestoreScope, RestoreTarget
 from farm.errors import FarmError
 from farm.http import AuthedRequest, report_outcome
-from farm.models.tenancy import can_change_tenant
+from farm.models import Membership, User
+from farm.models.tenancy import MembershipRole
 from farm.permissions import require_change
 from farm.shortcuts import get_for_user
 from sites import services
 from sites.forms import ConfirmDomainForm
-from sites.models import Site
+from sites.models import RESTORABLE_STATUSES, Site
 
 STEPS = ("site", "point", "scope", "target", "confirm")
+SITES_PAGE = 50
 
 
 def parse_point(value: str) -> datetime | None:
@@ -55,15 +59,25 @@ def _render(request: AuthedRequest, step: str, context: dict[str, object]) -> Ht
     return TemplateResponse(request, template, context)
 
 
+def restorable_sites(user: User) -> QuerySet[Site]:
+    """The sites ``user`` may restore: in a restorable state, of a tenant they own (any,
+    for an operator). One query, however many sites and tenants."""
+    sites = Site.objects.for_user(user).filter(status__in=RESTORABLE_STATUSES)
+    if not user.is_staff:
+        owned = Membership.objects.filter(user=user, role=MembershipRole.OWNER)
+        sites = sites.filter(tenant__in=owned.values("tenant_id"))
+    return sites.defer("db_password", "wp_salts")
+
+
 @login_required
 @require_http_methods(["GET"])
 def choose_site(request: AuthedRequest) -> HttpResponse:
-    sites = [
-        s
-        for s in Site.objects.for_user(request.user).live().select_related("tenant")
-        if s.can_restore() and can_change_tenant(request.user, s.tenant_id)
-    ]
-    return _render(request, "site", {"sites": sites})
+    sites = restorable_sites(request.user).select_related("tenant")
+    query = request.GET.get("q", "").strip().lower()
+    if query:
+        sites = sites.filter(domain__contains=query)
+    page = Paginator(sites, SITES_PAGE).get_page(request.GET.get("page"))
+    return _render(request, "site", {"page": page, "sites": list(page.object_list), "q": query})
 
 
 @login_required
@@ -77,11 +91,14 @@ def wizard(request: AuthedRequest, site_id: int) -> HttpResponse:
 
     point = parse_point(data.get("point", ""))
     if point is None:
-        try:
-            context["snapshots"] = policy.site_snapshots(site.pk)
-        except FarmError as exc:
-            errors.append(exc.message)
-            context["snapshots"] = []
+        # As the RPO check last listed the repository (every 10 min): no restic here.
+        context["snapshots"] = policy.site_snapshots(site.pk)
+        context["listed_at"] = policy.last_checked()
+        if unreadable := policy.repository_unreadable():
+            errors.append(
+                "The last check could not read the repository, so these points may be "
+                f"out of date: {unreadable}"
+            )
         context["now"] = timezone.now()
         return _render(request, "point", {**context, "errors": errors})
     context["point"] = point

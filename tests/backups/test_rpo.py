@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.core.cache import cache
@@ -19,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backups import policy, restic
-from backups.models import Backup, BackupKind, BackupStatus
+from backups.models import Backup, BackupKind, BackupStatus, RepositorySnapshot, SiteRpo
 from farm.models import Tenant
 from monitoring.models import Alert, AlertStatus
 from sites import services
@@ -120,7 +121,10 @@ def farm(repo, tenant) -> dict[str, Site]:
 
 
 def rows_by_domain(sites: list[Site]) -> dict[str, policy.LedgerRow]:
-    return {row.site.domain: row for row in policy.ledger(sites, fresh=True)}
+    """The rows the RPO check measures: the repository listed, the listing recorded."""
+    listing = policy.list_repository()
+    policy.record_listing(listing)
+    return {row.site.domain: row for row in policy.measure(sites, listing)}
 
 
 def test_the_ledger_measures_each_site_against_six_hours(farm):
@@ -178,12 +182,35 @@ def test_size_drops_of_more_than_half_are_listed(repo, tenant, snapshot_ids):
     ], "files lost exactly half: not more than half"
 
 
-def test_the_listing_is_cached_for_a_minute_unless_fresh_is_asked(farm, repo, tmp_path):
+def test_the_pages_show_what_the_last_check_read_until_the_next_one(farm, repo, tmp_path, owner):
     new = farm["new"]
-    assert policy.ledger([new])[0].snapshots == 0
+    badge = reverse("rpo_badge", args=[new.pk])
+    assert 'data-state="pending"' in client_for(owner).get(badge).content.decode()
+    assert "not measured yet" in client_for(owner).get(badge).content.decode()
+    services.check_rpo()
     snapshot(repo, new.pk, "db", hours_ago=0.1, tmp_path=tmp_path)
-    assert policy.ledger([new])[0].snapshots == 0, "from the cache"
-    assert policy.ledger([new], fresh=True)[0].snapshots == 1
+    assert SiteRpo.objects.get(site=new).snapshots == 0, "as of the last check"
+    services.check_rpo()
+    assert SiteRpo.objects.get(site=new).snapshots == 1
+    assert 'data-state="ok"' in client_for(owner).get(badge).content.decode()
+
+
+def test_the_check_records_the_listing_and_keeps_only_what_is_listed(repo, tenant, snapshot_ids):
+    site = make_site(tenant, "a.acme.test", pk=A)
+    recorded(site, snapshot_ids["a_new"], 1234)
+    RepositorySnapshot.objects.create(
+        snapshot_id="0" * 64,
+        short_id="00000000",
+        kind="db",
+        time=timezone.now(),
+        listed_at=timezone.now(),
+    )
+    services.check_rpo()
+    rows = {r.snapshot_id: r for r in RepositorySnapshot.objects.all()}
+    assert "0" * 64 not in rows, "no longer in the repository: gone"
+    assert len(rows) == len(snapshot_ids)
+    assert rows[snapshot_ids["a_new"]].bytes == 1234 and rows[snapshot_ids["a_new"]].site_id == A
+    assert rows[snapshot_ids["b"]].site_id == B and rows[snapshot_ids["b"]].kind == "db"
 
 
 # -- alerts ---------------------------------------------------------------------------
@@ -256,6 +283,7 @@ def test_an_unreadable_repository_is_an_alert_until_it_reads_again(farm, setting
 
 
 def test_the_ledger_page_lists_the_breached_first_and_counts_them(farm, operator):
+    services.check_rpo()
     response = client_for(operator).get(reverse("rpo_ledger"))
     assert response.status_code == 200
     assert response.context["breached"] == 2
@@ -271,6 +299,7 @@ def test_tenants_see_only_their_sites_in_the_ledger(farm, repo, tmp_path, outsid
     globex = outsider.memberships.get().tenant
     theirs = make_site(globex, "globex.test")
     snapshot(repo, theirs.pk, "db", hours_ago=1, tmp_path=tmp_path)
+    services.check_rpo()
 
     outsider_rows = client_for(outsider).get(reverse("rpo_ledger")).context["rows"]
     assert [r.site.domain for r in outsider_rows] == ["globex.test"]
@@ -279,11 +308,14 @@ def test_tenants_see_only_their_sites_in_the_ledger(farm, repo, tmp_path, outsid
     assert owner_page.context["breached"] == 2
 
 
-def test_the_ledger_page_shows_a_repository_it_cannot_read(farm, owner, settings, tmp_path):
+def test_the_ledger_page_shows_a_repository_the_check_could_not_read(farm, owner, settings):
     settings.FARM_RESTIC_PASSWORD = "not-the-password"
-    response = client_for(owner).get(reverse("rpo_ledger"), {"refresh": "1"})
+    with pytest.raises(restic.ResticError):
+        services.check_rpo()
+    response = client_for(owner).get(reverse("rpo_ledger"))
     assert response.status_code == 200
-    assert response.context["error"] and response.context["rows"] == []
+    assert "could not read the repository" in response.content.decode()
+    assert {r.state for r in response.context["rows"]} == {"pending"}, "not measured: no alarm"
 
 
 def test_the_ledger_page_is_read_only(owner):
@@ -291,6 +323,7 @@ def test_the_ledger_page_is_read_only(owner):
 
 
 def test_the_rpo_badge_of_a_site(farm, owner, outsider):
+    services.check_rpo()
     url = reverse("rpo_badge", args=[farm["a"].pk])
     body = client_for(owner).get(url).content.decode()
     assert 'data-state="ok"' in body
@@ -302,7 +335,7 @@ def test_the_rpo_badge_of_a_site(farm, owner, outsider):
 
 def test_the_ledger_page_costs_a_tenant_the_same_however_big_the_farm(repo, owner, other_tenant):
     client = client_for(owner)
-    client.get(reverse("rpo_ledger"))  # the snapshot list is cached (in the panel DB) from now on
+    client.get(reverse("rpo_ledger"))
     with CaptureQueriesContext(connection) as small:
         client.get(reverse("rpo_ledger"))
     Site.objects.bulk_create(
@@ -312,3 +345,49 @@ def test_the_ledger_page_costs_a_tenant_the_same_however_big_the_farm(repo, owne
     with CaptureQueriesContext(connection) as big:
         client.get(reverse("rpo_ledger"))
     assert len(big.captured_queries) == len(small.captured_queries)
+
+
+def test_the_ledger_page_is_paginated_and_costs_the_same_however_many_sites(repo, operator, tenant):
+    make_site(tenant, "a.acme.test", pk=A)
+    services.check_rpo()
+    client = client_for(operator)
+    client.get(reverse("rpo_ledger"))  # the first page of a session costs a few more
+    with CaptureQueriesContext(connection) as small:
+        client.get(reverse("rpo_ledger"))
+    Site.objects.bulk_create(
+        # ids clear of the repository's sites
+        Site(pk=1000 + i, tenant=tenant, domain=f"s{i}.acme.test", status=SiteStatus.ACTIVE)
+        for i in range(80)
+    )
+    Site.objects.exclude(pk=A).update(created_at=timezone.now() - timedelta(days=1))
+    services.check_rpo()
+    with CaptureQueriesContext(connection) as big:
+        response = client.get(reverse("rpo_ledger"))
+    assert len(big.captured_queries) == len(small.captured_queries) <= 12
+    assert len(response.context["rows"]) == 50 and response.context["page"].paginator.count == 81
+    assert response.context["breached"] == 80, "counted over every page"
+    assert {r.state for r in response.context["rows"]} == {"breached"}, "the breached first"
+    second = client.get(reverse("rpo_ledger"), {"page": 2})
+    assert len(second.context["rows"]) == 31
+
+
+def test_the_badge_reads_the_sites_row_not_the_repository_listing(farm, owner, monkeypatch):
+    services.check_rpo()
+    forbidden = mock.Mock(side_effect=AssertionError("the badge ran restic"))
+    monkeypatch.setattr(restic, "snapshots", forbidden)
+    cache.clear()  # nothing cached to unpickle either
+    url = reverse("rpo_badge", args=[farm["a"].pk])
+    client = client_for(owner)
+    client.get(url)  # the first page of a session costs a few more
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get(url).content.decode()
+    assert 'data-state="ok"' in body
+    assert len(queries.captured_queries) <= 6
+
+
+def test_forgotten_snapshots_are_no_longer_offered_as_restore_points(repo, tenant):
+    make_site(tenant, "a.acme.test", pk=A)
+    services.check_rpo()
+    assert len(policy.site_snapshots(A)) == 2
+    policy.forget_site_snapshots(A)
+    assert policy.site_snapshots(A) == [], "before the next check lists the repository"

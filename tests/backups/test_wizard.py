@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
-from backups import restic
+from backups import policy, restic
 from backups.models import Restore, RestoreScope, RestoreTarget
 from farm.models import AuditEvent, Operation
 from sites.models import Site, SiteStatus
@@ -86,8 +86,9 @@ def repo(settings, tmp_path: Path, made_repo) -> restic.Repository:
 
 @pytest.fixture
 def snapshots(settings, tmp_path: Path, made_repo) -> dict[str, restic.Snapshot]:
-    """The farm's repository, with the site's snapshots."""
+    """The farm's repository, with the site's snapshots, as the RPO check listed it."""
     use_repository(settings, made_repo[0] / "repo", tmp_path)
+    policy.record_listing(policy.list_repository())
     return made_repo[1]
 
 

@@ -252,6 +252,7 @@ MATRIX: dict[str, Row] = {
     "backup_list": row(Case(Kind.LIST)),
     "backup_detail": row(Case(Kind.READ, args=lambda w: (w.backup.pk,))),
     "rpo_ledger": row(Case(Kind.LIST)),
+    "rpo_check": row(Case(Kind.OPERATOR, POST), allowed="POST"),
     "rpo_badge": row(Case(Kind.READ, args=site_pk, headers=htmx())),
     "back_up_now": row(Case(Kind.CHANGE, POST, args=site_pk), allowed="POST"),
     "restore_start": row(Case(Kind.LIST)),
@@ -381,12 +382,13 @@ def _nothing_leaves_the_panel() -> Iterator[None]:
         mock.patch("nodes.swarm.client", forbidden),
         mock.patch("nodes.mariadb.connect", forbidden),
         mock.patch("backups.restic.snapshots", forbidden),
-        # The site pages read what the workers recorded; reconcile runs in a worker.
+        # The site pages read what the workers recorded; reconcile runs in a worker;
+        # the RPO pages and the wizard read the recorded repository listing.
         mock.patch("sites.swarm_site.client", forbidden),
         mock.patch("sites.reconcile.client", forbidden),
         mock.patch("sites.reconcile.find_drift", forbidden),
         mock.patch("sites.reconcile.restore_routes", forbidden),
-        mock.patch("backups.policy.rpo.repository_snapshots", return_value=[]),
+        mock.patch("backups.policy.rpo.list_repository", forbidden),
         mock.patch("backups.policy.site_snapshots", return_value=[]),
         mock.patch("django_q.tasks.async_task"),
     ):
