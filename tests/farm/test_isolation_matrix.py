@@ -383,12 +383,12 @@ def _nothing_leaves_the_panel() -> Iterator[None]:
         mock.patch("nodes.mariadb.connect", forbidden),
         mock.patch("backups.restic.snapshots", forbidden),
         # The site pages read what the workers recorded; reconcile runs in a worker;
-        # the RPO pages and the wizard read the recorded listing (tests/sites/test_page_costs).
+        # the RPO pages and the wizard read the recorded listing; a refresh is queued.
         mock.patch("sites.swarm_site.client", forbidden),
         mock.patch("sites.reconcile.client", forbidden),
         mock.patch("sites.reconcile.find_drift", forbidden),
         mock.patch("sites.reconcile.restore_routes", forbidden),
-        mock.patch("backups.policy.rpo.list_repository", return_value=[]),  # rpo_check (POST)
+        mock.patch("backups.policy.rpo.list_repository", forbidden),
         mock.patch("backups.policy.site_snapshots", return_value=[]),
         mock.patch("django_q.tasks.async_task"),
     ):

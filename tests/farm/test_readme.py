@@ -33,7 +33,10 @@ def test_the_readmes_benchmarks_import_and_show_their_usage():
     """The benchmarks are not run by the tests (they take minutes), but each must
     at least start: this is the README's command with --help."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    for name in ("provision", "backup", "density"):
+    readme = (ROOT / "README.md").read_text()
+    named = re.findall(r"-m benchmarks\.(\w+)", readme)
+    assert set(named) >= {"provision", "backup", "density", "pages"}
+    for name in sorted(set(named)):
         done = subprocess.run(
             [sys.executable, "-m", f"benchmarks.{name}", "--help"],
             cwd=ROOT,
