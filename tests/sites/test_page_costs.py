@@ -40,6 +40,8 @@ LIST_PAGES = {
     "sites list": lambda site: reverse("site_list"),
     "RPO ledger": lambda site: reverse("rpo_ledger"),
     "RPO badge": lambda site: reverse("rpo_badge", args=[site.pk]),
+    "site page": lambda site: reverse("site_detail", args=[site.pk]),
+    "site services": lambda site: reverse("site_services", args=[site.pk]),
     "restore: site": lambda site: reverse("restore_start"),
     "restore: point": lambda site: reverse("restore_wizard", args=[site.pk]),
     "backups list": lambda site: reverse("backup_list"),
