@@ -223,16 +223,14 @@ def test_the_admin_backup_search_matches_a_domain_or_the_start_of_a_snapshot_id(
 
 
 def test_the_repository_page_reads_cluster_backups_through_an_index():
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "EXPLAIN QUERY PLAN "
-            + str(Backup.objects.filter(kind=BackupKind.CLUSTER)[:30].query).replace(
-                "= cluster", "= 'cluster'"
-            )
-        )
-        plan = " ".join(str(row) for row in cursor.fetchall())
+    newest = Backup.objects.filter(kind=BackupKind.CLUSTER)[:30]
     if connection.vendor == "sqlite":
+        plan = newest.explain()
         assert "backup_kind_created_idx" in plan and "TEMP B-TREE" not in plan
+    else:  # MariaDB's optimiser picks a full scan of a near-empty table: check the index
+        with connection.cursor() as cursor:
+            constraints = connection.introspection.get_constraints(cursor, Backup._meta.db_table)
+        assert constraints["backup_kind_created_idx"]["columns"][:2] == ["kind", "created_at"]
 
 
 # -- the seed ---------------------------------------------------------------------------
