@@ -7,13 +7,13 @@ from django.core.management import call_command
 
 from benchmarks import ROOT
 from farm.models import Tenant, User
-from nodes import mariadb
+from nodes import edge, mariadb
 from nodes.bootstrap import farm_up
 from nodes.inventory import sync_nodes
 from sites import files
 from sites.swarm_site import remove_stack
 
-__all__ = ["ROOT", "prepare_farm", "remove_site"]
+__all__ = ["ROOT", "edge_status", "prepare_farm", "remove_site"]
 
 
 def prepare_farm() -> tuple[Tenant, User]:
@@ -33,3 +33,11 @@ def remove_site(site_id: int) -> None:
     remove_stack(site_id, lambda m: None)
     mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
     files.remove_site_files(site_id)
+
+
+def edge_status(domain: str, path: str = "/") -> int:
+    """The status Traefik answers for ``domain`` (no redirect followed); 0: no answer."""
+    try:
+        return edge.get(domain, path, timeout=5).status
+    except edge.EdgeError:
+        return 0

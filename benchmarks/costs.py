@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-import requests
-from django.conf import settings
-
-from nodes import routes
+from benchmarks.common import edge_status
+from nodes import edge, routes
 from nodes.inventory import sync_nodes
 from nodes.swarm import client as docker_client
 from sites.reconcile import run_reconcile
@@ -131,12 +129,7 @@ def probe_cost_ms(domains: list[str], rounds: int = 10) -> tuple[float, float]:
     done = 0
     for _ in range(rounds):
         for domain in domains:
-            requests.get(
-                f"{settings.FARM_EDGE_URL}/",
-                headers={"Host": domain},
-                timeout=15,
-                allow_redirects=False,
-            )
+            edge.get(domain, "/")
             done += 1
     cpu_ms = (_busy_jiffies() - before) * 1000 / hz
     return cpu_ms / max(done, 1), (time.monotonic() - started) * 1000 / max(done, 1)
@@ -149,15 +142,6 @@ def _first(check: Callable[[], bool], timeout_s: float = 30) -> float | None:
             return time.monotonic() - started
         time.sleep(0.02)
     return None
-
-
-def _status(domain: str) -> int:
-    try:
-        return requests.get(
-            f"{settings.FARM_EDGE_URL}/", headers={"Host": domain}, timeout=5, allow_redirects=False
-        ).status_code
-    except requests.RequestException:
-        return 0
 
 
 @dataclass
@@ -173,9 +157,9 @@ def kv_route_timing(site_id: int, probe: str) -> RouteTiming:
     route = routes.Route(f"bench-{site_id}", probe, url=f"http://wp-{site_id}_nginx:80")
     before = redis_commands()
     routes.put(route)
-    served = _first(lambda: 200 <= _status(probe) < 400)
+    served = _first(lambda: 200 <= edge_status(probe) < 400)
     routes.remove(route.name)
-    dropped = _first(lambda: _status(probe) == 404)
+    dropped = _first(lambda: edge_status(probe) == 404)
     return RouteTiming(served, dropped, redis_commands() - before)
 
 

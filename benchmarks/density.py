@@ -38,7 +38,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import requests
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -46,7 +45,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 
 from benchmarks import costs
-from benchmarks.common import ROOT, prepare_farm, remove_site
+from benchmarks.common import ROOT, edge_status, prepare_farm, remove_site
 from benchmarks.density_report import Checkpoint, SiteRun, report
 from benchmarks.idle import idle_probe, site_memory_by_role, wait_quiet
 from farm.models import Operation
@@ -58,23 +57,11 @@ from sites.models import Site, SiteStatus
 # -- provisioning one site ----------------------------------------------------------
 
 
-def _edge_status(domain: str, path: str = "/") -> int | None:
-    try:
-        return requests.get(
-            f"{settings.FARM_EDGE_URL}{path}",
-            headers={"Host": domain},
-            timeout=5,
-            allow_redirects=False,
-        ).status_code
-    except requests.RequestException:
-        return None
-
-
 def _route_prober(domain: str, found: dict[str, float], stop: threading.Event) -> None:
     """GET / through Traefik every 50 ms; the first 2xx/3xx is when the route works."""
     while not stop.is_set():
-        status = _edge_status(domain)
-        if status is not None and 200 <= status < 400:
+        status = edge_status(domain)
+        if 200 <= status < 400:
             found["at"] = time.time()
             return
         stop.wait(0.05)
@@ -107,7 +94,7 @@ def provision_one(n: int, run: str, tenant: object, actor: object) -> SiteRun:
             if op.status == "failed":
                 result.error = op.error
                 return result
-            status = _edge_status(domain, "/wp-admin/install.php")
+            status = edge_status(domain, "/wp-admin/install.php")
             if status == 200:
                 break
             if time.monotonic() - submitted > 300:
