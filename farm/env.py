@@ -100,6 +100,29 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_docker_hosts(name: str) -> list[str]:
+    """Docker Engine addresses, comma separated, each ``unix:///path`` or
+    ``tcp://host:port``; empty when unset."""
+    hosts = env_list(name, [])
+    for host in hosts:
+        if not _is_docker_address(host):
+            raise ImproperlyConfigured(
+                f"{name}: {host!r} is not a Docker Engine address "
+                "(use unix:///path/docker.sock or tcp://host:port)."
+            )
+    return hosts
+
+
+def _is_docker_address(host: str) -> bool:
+    parts = urlsplit(host)
+    if parts.scheme == "unix":
+        return bool(parts.path) and not parts.netloc
+    try:
+        return parts.scheme == "tcp" and bool(parts.hostname) and parts.port is not None
+    except ValueError:  # a port that is not a number
+        return False
+
+
 def env_json_dict(name: str) -> dict[str, str]:
     raw = os.environ.get(name, "").strip()
     if not raw:

@@ -36,6 +36,7 @@ from nodes.swarm import (
     remove_when_released,
     reset_client_cache,
     translate_errors,
+    uses_local_engine,
     wait_containers_gone,
     wait_converged,
 )
@@ -70,7 +71,7 @@ def ensure_engine(*, start_engine: bool, progress: Progress, report: Report) -> 
             cli.ping()
         return cli
     except SwarmError as exc:
-        if not start_engine or settings.DOCKER_HOST:
+        if not start_engine or not uses_local_engine():
             raise
         if not shutil.which("dockerd"):
             raise SwarmError(

@@ -18,10 +18,12 @@ from nodes.swarm_client import (
     STACK_LABEL,
     SwarmError,
     client,
+    docker_hosts,
     engine_status,
     remove_when_released,
     reset_client_cache,
     translate_errors,
+    uses_local_engine,
 )
 from nodes.swarm_services import (
     FileRef,
@@ -72,6 +74,7 @@ __all__ = [
     "apply_service",
     "client",
     "container_health",
+    "docker_hosts",
     "engine_status",
     "find_service",
     "network_id",
@@ -82,6 +85,7 @@ __all__ = [
     "service_tasks",
     "tasks_by_service",
     "translate_errors",
+    "uses_local_engine",
     "wait_containers_gone",
     "wait_converged",
 ]

@@ -41,6 +41,9 @@ def translate_errors(action: str) -> Iterator[None]:
         status = exc.status_code or 0
         raise SwarmError(f"{action}: {_explain(exc)}", retryable=status >= 500) from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        # The engine is gone (or never answered): forget the client, so that the next
+        # call connects again, to the next manager of FARM_DOCKER_HOSTS if this one died.
+        reset_client_cache()
         raise SwarmError(
             f"{action}: the Docker Engine does not answer ({exc}). {ENGINE_HINT}",
             retryable=True,
@@ -79,17 +82,75 @@ def _explain(exc: docker.errors.APIError) -> str:
     return str(explanation or exc)
 
 
-@cache
-def _client(base_url: str, timeout: int) -> docker.DockerClient:
+# A manager must answer its probe (/_ping, /info) this fast, or the next one is tried.
+PROBE_TIMEOUT_S = 5
+
+
+def docker_hosts() -> list[str]:
+    """The engines the panel may use, in order: FARM_DOCKER_HOSTS, else DOCKER_HOST as
+    the one host ("": the SDK's default, the local socket)."""
+    return list(settings.FARM_DOCKER_HOSTS) or [settings.DOCKER_HOST]
+
+
+def uses_local_engine() -> bool:
+    """No engine is named: the panel drives the one of this machine (and may start it,
+    or clean up after it)."""
+    return docker_hosts() == [""]
+
+
+def _connect(base_url: str, timeout: int) -> docker.DockerClient:
     # version="auto": Debian's engine speaks API 1.41; the SDK's default is newer.
     if base_url:
         return docker.DockerClient(base_url=base_url, version="auto", timeout=timeout)
     return docker.DockerClient.from_env(version="auto", timeout=timeout)
 
 
+def _first_manager(hosts: tuple[str, ...], timeout: int) -> docker.DockerClient:
+    """The first of several engines that answers and is a Swarm manager; a worker or
+    an engine in no swarm cannot create services, and is skipped."""
+    why_not = []
+    for host in hosts:
+        try:
+            probe = _connect(host, min(timeout, PROBE_TIMEOUT_S))
+            try:
+                probe.ping()
+                manager = bool(probe.info().get("Swarm", {}).get("ControlAvailable"))
+            finally:
+                probe.close()
+            if manager:
+                return _connect(host, timeout)
+            why_not.append(f"{host} is not a Swarm manager")
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            why_not.append(f"{host} does not answer ({exc})")
+        logger.warning("Docker Engine %s skipped: %s", host, why_not[-1])
+    raise SwarmError(
+        "No Docker Engine of FARM_DOCKER_HOSTS is a Swarm manager that answers: "
+        + "; ".join(why_not)
+        + ".",
+        retryable=True,
+    )
+
+
+@cache
+def _client(hosts: tuple[str, ...], timeout: int) -> docker.DockerClient:
+    # One engine is used as it is, manager or not (farm_up makes it one; engine_status
+    # says what it is), exactly as before there could be several.
+    if len(hosts) == 1:
+        return _connect(hosts[0], timeout)
+    return _first_manager(hosts, timeout)
+
+
 def client() -> docker.DockerClient:
+    """The Docker client (cached until a connection error); SwarmError when no engine
+    answers, and in a web process, which has no Docker socket."""
+    if settings.FARM_PROCESS_ROLE == "web":
+        raise SwarmError(
+            "This is a web process (FARM_PROCESS_ROLE=web): it has no Docker socket. "
+            "The workers talk to Docker; a page reads what they recorded.",
+            retryable=False,
+        )
     with translate_errors("Connecting to the Docker Engine"):
-        return _client(settings.DOCKER_HOST, settings.FARM_DOCKER_TIMEOUT)
+        return _client(tuple(docker_hosts()), settings.FARM_DOCKER_TIMEOUT)
 
 
 def reset_client_cache() -> None:

@@ -23,7 +23,13 @@ import docker
 import docker.errors
 from django.conf import settings
 
-from nodes.swarm_client import SwarmError, client, remove_when_released, translate_errors
+from nodes.swarm_client import (
+    SwarmError,
+    client,
+    remove_when_released,
+    translate_errors,
+    uses_local_engine,
+)
 from nodes.swarm_tasks import wait_containers_gone
 
 DOCKER_NETNS_DIR = Path("/var/run/docker/netns")
@@ -97,7 +103,7 @@ def delete_orphaned_vxlan_links(progress: Progress) -> list[str]:
     A ``vx-...`` interface belongs in its network's sandbox; one in the host
     namespace is an orphan (the engine moves each there the moment it makes it),
     and it blocks every network that is given its VXLAN id. Local engine only."""
-    if settings.DOCKER_HOST:
+    if not uses_local_engine():
         return []
     done: list[str] = []
     for link in _vxlan_links(None):
@@ -117,7 +123,7 @@ def clear_stale_overlay_interfaces(
 
     Only for an engine on this machine that is in no swarm (every overlay sandbox
     is then stale), and only when we may look (root, the directory exists)."""
-    if settings.DOCKER_HOST or not netns_dir.is_dir():
+    if not uses_local_engine() or not netns_dir.is_dir():
         return []
     with translate_errors("Reading the Swarm state"):
         if client().info().get("Swarm", {}).get("LocalNodeState") != "inactive":
