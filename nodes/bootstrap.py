@@ -25,6 +25,7 @@ from django.conf import settings
 
 from nodes import platform, routes
 from nodes.images import build_images
+from nodes.overlay import check_encryption, network_options
 from nodes.swarm import (
     MANAGED_LABEL,
     STACK_LABEL,
@@ -213,18 +214,14 @@ def ensure_network(cli: docker.DockerClient, net: platform.NetworkDef, report: R
         if existing:
             attrs = existing[0].attrs
             subnets = [c.get("Subnet") for c in (attrs.get("IPAM", {}).get("Config") or [])]
-            encrypted = "encrypted" in (attrs.get("Options") or {})
-            if (
-                attrs.get("Driver") != "overlay"
-                or net.subnet not in subnets
-                or (encrypted != net.encrypted)
-            ):
+            fix = "remove it (manage.py farm_down) and run farm_up again."
+            if attrs.get("Driver") != "overlay" or net.subnet not in subnets:
                 raise SwarmError(
                     f"Network {net.name} exists with other settings (driver "
-                    f"{attrs.get('Driver')}, subnets {subnets}, encrypted {encrypted}); "
-                    "remove it (manage.py farm_down) and run farm_up again.",
+                    f"{attrs.get('Driver')}, subnets {subnets}); {fix}",
                     retryable=False,
                 )
+            check_encryption(net.name, attrs, net.encrypted, fix)
             report.same(f"network {net.name}")
             return
         cli.networks.create(
@@ -232,7 +229,7 @@ def ensure_network(cli: docker.DockerClient, net: platform.NetworkDef, report: R
             driver="overlay",
             attachable=True,
             scope="swarm",
-            options={"encrypted": "true"} if net.encrypted else {},
+            options=network_options(net.encrypted),
             ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=net.subnet)]),
             labels={STACK_LABEL: platform.STACK, MANAGED_LABEL: "true", **net.labels},
         )

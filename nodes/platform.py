@@ -21,6 +21,7 @@ from django.conf import settings
 
 from nodes import routes
 from nodes.images import image_for
+from nodes.overlay import overlay_encrypted
 from nodes.platform_config import (
     MONITORING_WEB_FILE,
     MONITORING_WEB_SECRET,
@@ -89,9 +90,10 @@ def network_defs() -> list[NetworkDef]:
         raise ValueError(
             f"FARM_NETWORK_POOL {pool} has room for {len(subnets)} /24s, {needed} are needed."
         )
+    encrypted = overlay_encrypted()  # FARM_OVERLAY_ENCRYPTION; the public shards never are
     nets = [
-        NetworkDef(DB_NETWORK, str(subnets[0]), encrypted=True),
-        NetworkDef(INTERNAL_NETWORK, str(subnets[1]), encrypted=True),
+        NetworkDef(DB_NETWORK, str(subnets[0]), encrypted=encrypted),
+        NetworkDef(INTERNAL_NETWORK, str(subnets[1]), encrypted=encrypted),
     ]
     for shard in range(1, settings.FARM_PUBLIC_SHARDS + 1):
         nets.append(

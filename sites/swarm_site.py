@@ -13,6 +13,7 @@ import docker.errors
 from django.conf import settings
 
 from nodes import routes
+from nodes.overlay import check_encryption, network_options, overlay_encrypted
 from nodes.swarm import (
     MANAGED_LABEL,
     STACK_LABEL,
@@ -55,18 +56,33 @@ def _labels(stack: str) -> dict[str, str]:
 
 
 def ensure_network(cli: docker.DockerClient, spec: SiteStackSpec) -> bool:
+    """The site's own overlay network, encrypted as FARM_OVERLAY_ENCRYPTION says; one that
+    exists with the other encryption is refused, not used."""
+    encrypted = overlay_encrypted()
     with translate_errors(f"Creating network {spec.network}"):
-        if [n for n in cli.networks.list(names=[spec.network]) if n.name == spec.network]:
+        existing = [n for n in cli.networks.list(names=[spec.network]) if n.name == spec.network]
+        if existing:
+            check_encryption(
+                spec.network,
+                existing[0].attrs,
+                encrypted,
+                f"set FARM_OVERLAY_ENCRYPTION back, or remove the stack {spec.stack} "
+                "(its services and network) so that it is made again.",
+            )
             return False
         cli.networks.create(
             spec.network,
             driver="overlay",
             attachable=False,
             scope="swarm",
-            options={"encrypted": "true"},
+            options=network_options(encrypted),
             labels=_labels(spec.stack),
         )
     return True
+
+
+def _encryption_word() -> str:
+    return "encrypted" if overlay_encrypted() else "unencrypted: FARM_OVERLAY_ENCRYPTION=off"
 
 
 def ensure_objects(cli: docker.DockerClient, spec: SiteStackSpec) -> list[str]:
@@ -106,7 +122,7 @@ def apply_stack(spec: SiteStackSpec, log: Log) -> list[str]:
     cli = client()
     done = []
     if ensure_network(cli, spec):
-        done.append(f"created network {spec.network} (encrypted)")
+        done.append(f"created network {spec.network} ({_encryption_word()})")
     done += ensure_objects(cli, spec)
     done += apply_routes(spec)
     for sdef in spec.services:
