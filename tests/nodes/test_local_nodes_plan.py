@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker.models.containers import (  # type: ignore[attr-defined]  # private, no stub
+    _create_container_args,
+)
 
 from nodes.local_nodes import LocalNodeError, engines, ipsec
 from nodes.local_nodes.plan import (
@@ -290,3 +293,27 @@ def test_the_probe_adds_the_sa_docker_would_and_keeps_the_kernels_refusal() -> N
     assert ipsec.interpret(0, b"") == (True, "")
     supported, words = ipsec.interpret(1, b"")
     assert not supported and "exited 1" in words
+
+
+def test_the_docker_sdk_turns_run_kwargs_into_the_engine_apis_create_body() -> None:
+    # What containers.run() does before it calls the engine (no engine needed): an
+    # argument the SDK does not know would raise TypeError here.
+    kwargs = run_kwargs(_node(3), image="farm/node:0123456789ab")
+    kwargs.pop("detach")
+    body = _create_container_args({**kwargs, "command": None, "version": "1.41"})
+    host = body["host_config"]
+    assert host["CapAdd"] == ["ALL"] and host["CapDrop"] == ["SYS_RESOURCE"]
+    assert not host.get("Privileged")
+    assert host["CgroupnsMode"] == "host"
+    assert host["SecurityOpt"] == ["seccomp=unconfined", "apparmor=unconfined"]
+    assert host["Devices"] == [
+        {"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"}
+    ]
+    assert host["NetworkMode"] == "farm-nodes"
+    assert "wpfarm-node-3-docker:/var/lib/docker:rw" in host["Binds"]
+    endpoint = body["networking_config"]["EndpointsConfig"]["farm-nodes"]
+    assert endpoint == {"IPAMConfig": {"IPv4Address": "10.213.0.13"}}
+    assert body["labels"] == {
+        "farm.local-node": "farm-node-3",
+        "farm.local-node.roles": "edge,worker",
+    }
