@@ -6,6 +6,10 @@ Step logs and error messages are written for operators: they name host paths
 Swarm's own words. ``redact_for`` is the one function that turns such text into
 what a viewer who is not an operator may see; operators get it unchanged.
 Templates apply it through the ``for_viewer`` filter (farm/templatetags).
+
+``mask_swarm_secrets`` is for everyone, operators too: a Swarm join token or
+unlock key in a log would let its reader join or unlock the swarm. Step logs
+are masked when written and again when shown.
 """
 
 from __future__ import annotations
@@ -38,11 +42,19 @@ _ENGINE_WORDS = re.compile(
     """,
     re.IGNORECASE | re.VERBOSE,
 )
+# Join tokens (SWMTKN-1-<digest>-<secret>) and unlock keys (SWMKEY-1-<key>), any version.
+_SWARM_SECRET = re.compile(r"SWM(?:TKN|KEY)-[0-9A-Za-z+/=_-]*")
+SWARM_SECRET_MASK = "[swarm secret]"
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _STAMP = re.compile(r"^\d\d:\d\d:\d\d ")
 _PATH_CHAR = r"[^\s'\"`,;:()\[\]<>]"
 _PATH_TAIL = _PATH_CHAR + "*"
 _FIRST_COMPONENT = "(?:/" + _PATH_CHAR.replace("[^", "[^/", 1) + "+)?"
+
+
+def mask_swarm_secrets(text: str) -> str:
+    """``text`` with every Swarm join token and unlock key replaced by a neutral word."""
+    return _SWARM_SECRET.sub(SWARM_SECRET_MASK, text) if "SWM" in text else text
 
 
 def is_operator(viewer: User | AnonymousUser | None) -> bool:
@@ -109,7 +121,10 @@ def redact_for(viewer: User | AnonymousUser | None, text: str) -> str:
     addresses other than their own (and their fellow members') as "an operator",
     and a line with the Docker Engine's or Swarm's words as one neutral sentence.
     """
-    if not text or is_operator(viewer):
+    if not text:
+        return text
+    text = mask_swarm_secrets(text)
+    if is_operator(viewer):
         return text
     emails = visible_emails(viewer) if isinstance(viewer, User) else frozenset()
     return "".join(_redact_line(line, emails) for line in text.splitlines(keepends=True))

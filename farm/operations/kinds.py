@@ -15,6 +15,7 @@ from django.utils import timezone
 from farm.errors import OperationStateError
 from farm.models import Operation, OperationStatus, OperationStep
 from farm.operations.writes import append_step_log
+from farm.redaction import mask_swarm_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,12 @@ class StepContext:
 
     def log(self, message: str) -> None:
         """Append to the step's log; raises LostClaim once another worker owns the operation."""
-        logger.info("operation %s step %s: %s", self.operation.pk, self.step.name, message)
+        logger.info(
+            "operation %s step %s: %s",
+            self.operation.pk,
+            self.step.name,
+            mask_swarm_secrets(message),
+        )
         owner = self._owner()
         if not append_step_log(self.step.pk, message, owner=owner):
             raise LostClaim()

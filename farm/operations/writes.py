@@ -11,6 +11,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from farm.models import Operation, OperationStatus, OperationStep
+from farm.redaction import mask_swarm_secrets
 
 
 def write_if_owner(operation_id: int, worker: str, write: Callable[[], object]) -> bool:
@@ -33,9 +34,11 @@ def write_if_owner(operation_id: int, worker: str, write: Callable[[], object]) 
 
 def append_step_log(step_id: int, message: str, *, owner: tuple[int, str] | None = None) -> bool:
     """Append lines to a step's log. With ``owner`` (operation id, worker) only while
-    that worker owns the operation; returns False when it does not."""
+    that worker owns the operation; returns False when it does not. Swarm join tokens
+    never reach the log (farm.redaction.mask_swarm_secrets)."""
     stamp = timezone.now().strftime("%H:%M:%S")
-    lines = "".join(f"{stamp} {line}\n" for line in (message.splitlines() or [""]))
+    masked = mask_swarm_secrets(message)
+    lines = "".join(f"{stamp} {line}\n" for line in (masked.splitlines() or [""]))
 
     def write() -> None:
         OperationStep.objects.filter(pk=step_id).update(

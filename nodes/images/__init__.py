@@ -16,6 +16,7 @@ here, never from its modules (an import-linter contract checks it).
 from __future__ import annotations
 
 from nodes.images.build import (
+    EXTRA_ROLES,
     ROLES,
     BuildReport,
     ImageBuildError,
@@ -36,6 +37,7 @@ from nodes.images.mapping import (
 )
 
 __all__ = [
+    "EXTRA_ROLES",
     "ROLES",
     "UPSTREAM_IMAGES",
     "BuildReport",

@@ -88,6 +88,22 @@ alertmanager
     /alertmanager, gossip clustering off. HEALTHCHECK /-/healthy through
     ``farm-web-healthcheck`` (as prometheus).
 
+Built only when asked for (EXTRA_ROLES, e.g. ``roles=["node"]``):
+
+node
+    One node of the local multi-node farm: Debian's docker.io 20.10 (dockerd,
+    containerd, runc), GlusterFS 10 server and client, iptables, iproute2,
+    tini. ENTRYPOINT tini → ``farm-node-init``, which reads FARM_NODE_NAME
+    (``farm-node-<n>``, also the cgroup parent of the node's containers),
+    FARM_NODE_FRESH=1 (a new container on a kept volume forgets its swarm
+    identity and ``network/files/local-kv.db``, once per container),
+    FARM_NODE_GLUSTERD=1 (starts ``glusterd -N``) and FARM_NODE_GLUSTER_VOLUME /
+    FARM_NODE_GLUSTER_MOUNT (mounted before the engine starts, tried for 60 s),
+    runs ``mount --make-rshared /`` and execs dockerd listening on
+    ``unix:///farm-api/docker.sock`` and ``/var/run/docker.sock``; CMD
+    arguments go to dockerd. /var/lib/docker is a VOLUME. No HEALTHCHECK.
+    Run it as ``nodes.local_nodes.plan.run_kwargs()`` says (never privileged).
+
 This module imports no Django: ``manage.py build_images`` wraps build_images().
 Building needs root (debootstrap, chroot, mount) and a Docker Engine.
 """
@@ -108,10 +124,11 @@ from docker.models.images import Image
 
 from nodes.images.builder import aptsources
 from nodes.images.builder.errors import ImageBuildError
-from nodes.images.builder.recipes import ImageRecipe, make_recipes
+from nodes.images.builder.recipes import ImageRecipe, make_extra_recipes, make_recipes
 from nodes.images.builder.steps import Build, ImageOutcome, image_size
 
 __all__ = [
+    "EXTRA_ROLES",
     "ROLES",
     "BuildReport",
     "ImageBuildError",
@@ -134,13 +151,16 @@ ROLES: tuple[str, ...] = (
     "blackbox",
     "alertmanager",
 )
+# Built only when named in ``roles``: never part of the default build or the image map.
+EXTRA_ROLES: tuple[str, ...] = ("node",)
+ALL_ROLES = ROLES + EXTRA_ROLES
 
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class BuildReport:
-    """What build_images did: one outcome per requested role, in ROLES order."""
+    """What build_images did: one outcome per requested role, in ALL_ROLES order."""
 
     images: tuple[ImageOutcome, ...]
     seconds: float
@@ -163,17 +183,19 @@ class BuildReport:
 
 
 def recipes() -> dict[str, ImageRecipe]:
-    """Every role's recipe, in build order. Reads files only: no Docker, no network."""
+    """Every role's recipe (ROLES, then EXTRA_ROLES), in build order. Reads files
+    only: no Docker, no network."""
     suite = aptsources.host_suite(aptsources.read_host_sources())
-    made = make_recipes(suite)
-    if tuple(made) != ROLES:  # pragma: no cover - a programming error
-        raise ImageBuildError(f"recipes {tuple(made)} do not match ROLES {ROLES}")
+    made = {**make_recipes(suite), **make_extra_recipes(suite)}
+    if tuple(made) != ALL_ROLES:  # pragma: no cover - a programming error
+        raise ImageBuildError(f"recipes {tuple(made)} do not match ROLES {ALL_ROLES}")
     return made
 
 
 def local_image_map() -> dict[str, str]:
-    """role -> content tag (``farm/<role>:<hash>``), without building or asking Docker."""
-    return {role: recipe.content_tag() for role, recipe in recipes().items()}
+    """role -> content tag (``farm/<role>:<hash>``) of the ROLES (what stacks and
+    platform services run), without building or asking Docker."""
+    return {role: recipe.content_tag() for role, recipe in recipes().items() if role in ROLES}
 
 
 def default_cache_dir() -> Path:
@@ -192,7 +214,8 @@ def build_images(
     roles: Iterable[str] | None = None,
     force: bool = False,
 ) -> BuildReport:
-    """Build the images of ``roles`` (default: all) that are not present yet.
+    """Build the images of ``roles`` (default: ROLES; EXTRA_ROLES only when named)
+    that are not present yet.
 
     An image whose content tag is already in the engine (with the matching
     ``farm.image.recipe`` label) is left alone unless ``force``. Raises
@@ -260,12 +283,12 @@ def _select_roles(roles: Iterable[str] | None) -> list[str]:
     if roles is None:
         return list(ROLES)
     chosen = set(roles)
-    unknown = sorted(chosen - set(ROLES))
+    unknown = sorted(chosen - set(ALL_ROLES))
     if unknown:
         raise ImageBuildError(
-            f"unknown image role(s) {', '.join(unknown)}; known: {', '.join(ROLES)}"
+            f"unknown image role(s) {', '.join(unknown)}; known: {', '.join(ALL_ROLES)}"
         )
-    return [role for role in ROLES if role in chosen]
+    return [role for role in ALL_ROLES if role in chosen]
 
 
 def _present_image(client: docker.DockerClient, recipe: ImageRecipe) -> Image | None:

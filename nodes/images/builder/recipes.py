@@ -275,6 +275,39 @@ def make_recipes(suite: str) -> dict[str, ImageRecipe]:
     return {recipe.role: recipe for recipe in ordered}
 
 
+# A node of the local multi-node farm: Debian's Docker Engine and GlusterFS (plan D1, D4).
+NODE_PACKAGES = (
+    "docker.io",
+    "containerd",
+    "runc",
+    "tini",
+    "iptables",
+    "iproute2",
+    "util-linux",
+    "procps",
+    "ca-certificates",
+    "glusterfs-server",
+    "glusterfs-client",
+)
+
+
+def make_extra_recipes(suite: str) -> dict[str, ImageRecipe]:
+    """The recipes built only on request (``build_images(roles=[...])``), never by default."""
+    base_digest = base_recipe(suite).digest()
+    node = ImageRecipe(
+        role="node",
+        packages=NODE_PACKAGES,
+        files=read_context_files(IMAGEBUILD_DIR / "node"),
+        suite=suite,
+        base_digest=base_digest,
+        post_install=(
+            ("install", "-d", "-m", "0755", "/srv/gluster"),
+            ("install", "-d", "-m", "0700", "/farm-api"),
+        ),
+    )
+    return {node.role: node}
+
+
 def base_recipe(suite: str) -> BaseRecipe:
     return BaseRecipe(suite=suite, files=read_context_files(IMAGEBUILD_DIR / "base"))
 

@@ -15,7 +15,11 @@ class Command(BaseCommand):
     help = "Build every local farm image that is missing (tags are content hashes)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("roles", nargs="*", help="Only these roles (default: all).")
+        parser.add_argument(
+            "roles",
+            nargs="*",
+            help="Only these roles (default: every core role; node only when named).",
+        )
         parser.add_argument("--force", action="store_true", help="Rebuild even when present.")
 
     def handle(self, *args: Any, roles: list[str], force: bool, **options: Any) -> None:
