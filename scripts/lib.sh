@@ -53,6 +53,7 @@ apt_install_missing() {
 
 PANEL_PACKAGES=(libmariadb-dev pkg-config gcc mariadb-client redis-server)
 FARM_PACKAGES=(docker.io debootstrap restic mariadb-backup)
+MULTINODE_PACKAGES=(glusterfs-client)
 BROWSER_PACKAGES=(chromium)
 
 ensure_system_packages() {
