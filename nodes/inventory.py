@@ -11,11 +11,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from nodes.models import Node, NodeAvailability, NodeRole, NodeStatus
+from nodes.models import Node, NodeAvailability, NodeReachability, NodeRole, NodeStatus
 from nodes.platform import ROLE_LABELS, role_label
 from nodes.swarm import FAILED_TASK_STATES, SECOND_NS, STACK_LABEL, client, translate_errors
 
 _STATUS = {s.value for s in NodeStatus}
+_REACHABILITY = {r.value for r in NodeReachability}
 
 
 def node_fields(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -26,6 +27,9 @@ def node_fields(attrs: dict[str, Any]) -> dict[str, Any]:
     manager = attrs.get("ManagerStatus") or {}
     labels = spec.get("Labels") or {}
     state = status.get("State", "unknown")
+    reachability = manager.get("Reachability") if manager else ""  # a worker has none
+    if manager and reachability not in _REACHABILITY:
+        reachability = NodeReachability.UNKNOWN
     address = status.get("Addr", "")
     if manager.get("Addr") and address in ("", "0.0.0.0"):  # noqa: S104 - a value Swarm reports
         address = manager["Addr"].rsplit(":", 1)[0]
@@ -34,6 +38,8 @@ def node_fields(attrs: dict[str, Any]) -> dict[str, Any]:
         "role": NodeRole.MANAGER if spec.get("Role") == "manager" else NodeRole.WORKER,
         "is_leader": bool(manager.get("Leader")),
         "status": state if state in _STATUS else NodeStatus.UNKNOWN,
+        "status_message": (status.get("Message") or "")[:255],
+        "reachability": reachability,
         "availability": spec.get("Availability", NodeAvailability.ACTIVE),
         "address": address,
         "engine_version": desc.get("Engine", {}).get("EngineVersion", ""),
@@ -83,8 +89,11 @@ def sync_nodes() -> dict[str, int]:
     seen: set[str] = set()
     created = updated = 0
     with transaction.atomic():
+        statuses = dict(Node.objects.values_list("swarm_id", "status"))
         for attrs in nodes:
             fields = node_fields(attrs)
+            if statuses.get(attrs["ID"]) != fields["status"]:
+                fields["status_changed_at"] = now
             load = loads.get(attrs["ID"], NodeLoad())
             fields.update(
                 last_seen_at=now,
@@ -100,7 +109,7 @@ def sync_nodes() -> dict[str, int]:
         gone = (
             Node.objects.exclude(swarm_id__in=seen)
             .exclude(status=NodeStatus.GONE)
-            .update(status=NodeStatus.GONE, synced_at=now)
+            .update(status=NodeStatus.GONE, status_changed_at=now, synced_at=now)
         )
     return {"created": created, "updated": updated, "gone": gone}
 

@@ -24,16 +24,30 @@ class NodeAvailability(models.TextChoices):
     DRAIN = "drain", "Drained"
 
 
+class NodeReachability(models.TextChoices):
+    """A manager's Raft reachability as Swarm reports it (``ManagerStatus.Reachability``)."""
+
+    REACHABLE = "reachable", "Reachable"
+    UNREACHABLE = "unreachable", "Unreachable"
+    UNKNOWN = "unknown", "Unknown"
+
+
 class Node(models.Model):
     Role = NodeRole
     Status = NodeStatus
     Availability = NodeAvailability
+    Reachability = NodeReachability
 
     swarm_id = models.CharField(max_length=64, unique=True)
     hostname = models.CharField(max_length=255)
     role = models.CharField(max_length=10, choices=NodeRole.choices, default=NodeRole.WORKER)
     is_leader = models.BooleanField(default=False)
     status = models.CharField(max_length=15, choices=NodeStatus.choices, default="unknown")
+    status_message = models.CharField(max_length=255, blank=True)
+    # When ``status`` last took its present value (set by the sync, not on every sync).
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    # Blank for a worker: only managers have a Raft reachability.
+    reachability = models.CharField(max_length=12, choices=NodeReachability.choices, blank=True)
     availability = models.CharField(
         max_length=10, choices=NodeAvailability.choices, default=NodeAvailability.ACTIVE
     )
@@ -64,6 +78,17 @@ class Node(models.Model):
     @property
     def memory_gib(self) -> float:
         return round(self.memory_bytes / 1024**3, 1)
+
+    @property
+    def reserved_memory_gib(self) -> float | None:
+        if self.reserved_memory_bytes is None:
+            return None
+        return round(self.reserved_memory_bytes / 1024**3, 1)
+
+    @property
+    def site_count(self) -> int:
+        """Sites with a running task here, as of the last sync."""
+        return len(self.seen_site_ids)
 
     def is_schedulable(self) -> bool:
         return self.status == NodeStatus.READY and self.availability == NodeAvailability.ACTIVE
