@@ -33,6 +33,8 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 MAX_QUERIES = 12
+# A step an operator retried: its log names them (a tenant sees "an operator").
+RETRIED_LOG = "--- retry by ops@farm.test ---\nrestic: repository is locked\n"
 numbers = count(1)
 
 LIST_PAGES = {
@@ -86,7 +88,9 @@ def _nothing_leaves_the_panel() -> Iterator[None]:
 
 def grow(tenants: list[Tenant], sites_each: int) -> None:
     """Sites for each tenant, each with 4 backups (and their snapshots, as the RPO check
-    lists them), an operation of 3 steps and an alert; then the RPO rows of them all."""
+    lists them), two operations of 3 steps with their logs (the latest failed after an
+    operator's retry, as a site page shows it with its buttons) and an alert; then the
+    RPO rows of them all."""
     now = timezone.now()
     sites = Site.objects.bulk_create(
         Site(
@@ -127,13 +131,23 @@ def grow(tenants: list[Tenant], sites_each: int) -> None:
             target_type="site",
             target_id=str(s.pk),
             target_repr=s.domain,
+            lock_name=f"site:{s.pk}",
             tenant=s.tenant,
-            status="succeeded",
+            status=status,
+            error="restic: repository is locked" if status == "failed" else "",
         )
         for s in sites
+        for status in ("succeeded", "failed")
     )
     OperationStep.objects.bulk_create(
-        OperationStep(operation=o, position=p, name=f"step{p}", label=f"Step {p}")
+        OperationStep(
+            operation=o,
+            position=p,
+            name=f"step{p}",
+            label=f"Step {p}",
+            status="failed" if o.status == "failed" and p == 3 else "succeeded",
+            log=RETRIED_LOG if o.status == "failed" and p == 3 else f"step{p} done\n",
+        )
         for o in operations
         for p in (1, 2, 3)
     )
