@@ -113,6 +113,18 @@ def _redact_line(line: str, emails: frozenset[str]) -> str:
     return _EMAIL.sub(lambda m: m.group(0) if m.group(0).lower() in emails else AN_OPERATOR, line)
 
 
+def _emails_to_check(viewer: User | AnonymousUser | None, text: str) -> frozenset[str]:
+    """The addresses ``viewer`` may read in ``text``. Most logs and errors name nobody
+    or only the viewer: then no query for their fellow members is needed."""
+    if not isinstance(viewer, User):
+        return frozenset()
+    own = viewer.email.lower()
+    named = {m.group(0).lower() for m in _EMAIL.finditer(text)}
+    if named <= {own}:
+        return frozenset({own} if own else ())
+    return visible_emails(viewer)
+
+
 def redact_for(viewer: User | AnonymousUser | None, text: str) -> str:
     """``text`` (a step log, an error) as ``viewer`` may see it.
 
@@ -126,7 +138,7 @@ def redact_for(viewer: User | AnonymousUser | None, text: str) -> str:
     text = mask_swarm_secrets(text)
     if is_operator(viewer):
         return text
-    emails = visible_emails(viewer) if isinstance(viewer, User) else frozenset()
+    emails = _emails_to_check(viewer, text)
     return "".join(_redact_line(line, emails) for line in text.splitlines(keepends=True))
 
 
@@ -134,8 +146,10 @@ def person_for(viewer: User | AnonymousUser | None, person: User | None) -> str:
     """How ``person`` (who started an operation) is named to ``viewer``."""
     if person is None:
         return "system"
-    if is_operator(viewer):
+    if is_operator(viewer) or person == viewer:
         return person.email
+    if person.is_staff:  # operators are never among a tenant's visible members
+        return AN_OPERATOR
     if isinstance(viewer, User) and person.email.lower() in visible_emails(viewer):
         return person.email
     return AN_OPERATOR

@@ -132,7 +132,7 @@ def _detail_context(request: AuthedRequest, site: Site) -> dict[str, object]:
 @login_required
 @require_GET
 def site_detail(request: AuthedRequest, pk: int) -> HttpResponse:
-    site = get_for_user(Site, request.user, pk=pk)
+    site = get_for_user(Site, request.user, select_related=("tenant",), pk=pk)
     context = _detail_context(request, site)
     return render_live(
         request,

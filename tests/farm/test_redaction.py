@@ -113,6 +113,22 @@ def test_item_13_redaction_keeps_what_is_not_the_farms_insides(owner, member, op
     assert redact_for(owner, "") == ""
 
 
+def test_item_13_redaction_looks_up_the_members_only_for_an_address_not_the_viewers(
+    owner, member, operator, django_assert_num_queries
+):
+    from farm.redaction import AN_OPERATOR, person_for, redact_for
+
+    with django_assert_num_queries(0):  # a page's logs rarely name anyone else
+        assert redact_for(owner, "database created\n") == "database created\n"
+        assert redact_for(owner, f"retry by {owner.email}") == f"retry by {owner.email}"
+        assert person_for(owner, owner) == owner.email
+        assert person_for(owner, operator) == AN_OPERATOR
+    with django_assert_num_queries(1):  # once per viewer, however many texts
+        assert redact_for(owner, f"retry by {operator.email}") == f"retry by {AN_OPERATOR}"
+        assert redact_for(owner, f"by {member.email}") == f"by {member.email}"
+        assert person_for(owner, member) == member.email
+
+
 @pytest.fixture
 def listing(monkeypatch, tenant):
     """restic's listing, counted; a watched site, so that a check reads it."""

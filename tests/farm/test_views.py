@@ -86,6 +86,16 @@ def test_dashboard_counts_only_the_users_own_tenant(owner, outsider, site, backu
     assert outsider_view.context["alerts_firing"] == 0
 
 
+def test_the_dashboard_counts_live_sites_by_status_not_deleted_ones(owner, operator, tenant):
+    for domain, status in (("a.acme.test", "active"), ("b.acme.test", "suspended")):
+        Site.objects.create(tenant=tenant, domain=domain, status=status)
+    Site.objects.create(tenant=tenant, domain="gone.acme.test", status="deleted")
+    for user in (owner, operator):
+        context = client_for(user).get(reverse("dashboard")).context
+        assert context["site_total"] == 2
+        assert context["sites_by_status"] == [("active", 1), ("suspended", 1)]
+
+
 def test_operators_see_every_tenant(operator, site, other_tenant):
     Site.objects.create(tenant=other_tenant, domain="globex.test", status="active")
     response = client_for(operator).get(reverse("dashboard"))
