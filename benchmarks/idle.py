@@ -14,11 +14,17 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from django.db.models import Q
+from django.utils import timezone
+
+from backups.models import BackupPolicy
 from farm.models import Operation
 from farm.models.operations import UNFINISHED
 from nodes.swarm import client as docker_client
+from sites.services.backups import SCHEDULED
 
 BUSY_TOOLS = ("restic", "mariadb-dump", "mariadb", "mariabackup")
 # Process names worth a column; the rest is "other" (and short-lived processes,
@@ -106,6 +112,8 @@ class IdleSample:
     forks_per_s: float
     memory_mb: float
     by_process: dict[str, float]  # % of the whole machine
+    # The busiest 60-s slice of the window (sampled every 5 s); the window itself if shorter.
+    worst_60s_pct: float = 0.0
 
 
 def idle_probe(seconds: float, panel_sessions: tuple[int, ...] = ()) -> IdleSample:
@@ -114,7 +122,11 @@ def idle_probe(seconds: float, panel_sessions: tuple[int, ...] = ()) -> IdleSamp
     procs0 = _per_process()
     containers0 = _containers_cpu_ns()
     started = time.monotonic()
-    time.sleep(seconds)
+    samples = [(busy0, total0)]
+    while (left := seconds - (time.monotonic() - started)) > 0:
+        time.sleep(min(SLICE_STEP_S, left))
+        busy, total, _ = _cpu_times()
+        samples.append((busy, total))
     elapsed = time.monotonic() - started
     busy1, total1, forks1 = _cpu_times()
     procs1 = _per_process()
@@ -142,7 +154,22 @@ def idle_probe(seconds: float, panel_sessions: tuple[int, ...] = ()) -> IdleSamp
         forks_per_s=(forks1 - forks0) / elapsed,
         memory_mb=_memory_used_mb(),
         by_process=dict(by_process),
+        worst_60s_pct=_worst_slice(samples, int(60 / SLICE_STEP_S)),
     )
+
+
+SLICE_STEP_S = 5.0
+
+
+def _worst_slice(samples: list[tuple[int, int]], width: int) -> float:
+    """Busiest % over ``width`` consecutive steps of (busy, total) jiffy samples."""
+    width = min(width, len(samples) - 1)
+    worst = 0.0
+    for i in range(len(samples) - width):
+        busy = samples[i + width][0] - samples[i][0]
+        total = samples[i + width][1] - samples[i][1]
+        worst = max(worst, 100 * busy / max(total, 1))
+    return worst
 
 
 def busy_tools_running() -> bool:
@@ -156,12 +183,27 @@ def busy_tools_running() -> bool:
     return False
 
 
-def wait_quiet(limit_s: float = 300) -> float:
-    """Until no operation is unfinished and no backup tool runs; then 10 s to settle."""
+def backups_due_before(deadline: datetime) -> int:
+    """Scheduled backups (database or files) that the tick will claim before ``deadline``."""
+    return (
+        BackupPolicy.objects.filter(enabled=True, site__status__in=SCHEDULED)
+        .filter(Q(next_db_at__lte=deadline) | Q(next_files_at__lte=deadline))
+        .count()
+    )
+
+
+def wait_quiet(window_s: float = 60, limit_s: float = 600) -> float:
+    """Until no operation is unfinished, no backup tool runs and no scheduled backup
+    falls due inside the coming window (a new site's first database backup is due
+    two minutes after it was made: that is backup work, reported by the backup
+    benchmark, not idle cost); then 10 s to settle."""
     started = time.monotonic()
     while time.monotonic() - started < limit_s:
-        if not Operation.objects.filter(status__in=UNFINISHED).exists() and not (
-            busy_tools_running()
+        deadline = timezone.now() + timedelta(seconds=window_s + 20)
+        if (
+            not Operation.objects.filter(status__in=UNFINISHED).exists()
+            and not busy_tools_running()
+            and not backups_due_before(deadline)
         ):
             break
         time.sleep(1)

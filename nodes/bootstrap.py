@@ -10,6 +10,7 @@ reports every action; a second run reports nothing changed.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -82,8 +83,13 @@ def ensure_engine(*, start_engine: bool, progress: Progress, report: Report) -> 
     log = Path(settings.VAR_DIR) / "log" / "dockerd.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     progress(f"Starting dockerd (log: {log})")
+    # The local farm's images are built here and are in no registry: without this, every
+    # task start first tries a pull (a DNS lookup and a registry ping that fail offline).
+    env = {**os.environ, "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1"}
     with log.open("ab") as out:
-        subprocess.Popen(["dockerd"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        subprocess.Popen(
+            ["dockerd"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
     reset_client_cache()
     deadline = time.monotonic() + 60
     while True:
