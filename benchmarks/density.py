@@ -230,6 +230,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the sites in place")
     parser.add_argument("--no-web", action="store_true", help="do not run a web server")
     args = parser.parse_args()
+    # Stopped with SIGTERM (kill, a timeout): unwind, so the finally below removes the sites.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     tenant, actor = prepare_farm()
     tenant.site_quota = max(tenant.site_quota, args.sites + 10)

@@ -17,6 +17,7 @@ from nodes.overlay import check_encryption, network_options, overlay_encrypted
 from nodes.swarm import (
     MANAGED_LABEL,
     STACK_LABEL,
+    SwarmError,
     TaskState,
     apply_service,
     client,
@@ -116,16 +117,30 @@ def apply_routes(spec: SiteStackSpec) -> list[str]:
     return done
 
 
+# How long a new stack's nginx waits for php-fpm (and Redis) to run before it is
+# created anyway (the converge step then says what is wrong).
+BACKENDS_FIRST_S = 30
+
+
 def apply_stack(spec: SiteStackSpec, log: Log) -> list[str]:
     """Network, secrets, configs, routes, services; then drop what the spec no longer
-    uses. The route comes first: Traefik then serves the site the moment nginx runs."""
+    uses. The route comes first: Traefik then serves the site the moment nginx runs.
+
+    A new stack's nginx (the service Traefik reaches) is created once php-fpm and
+    Redis run: the site never answers 502 while php-fpm starts, and nginx's task
+    starts on a machine that is not busy starting the others at the same time."""
     cli = client()
     done = []
     if ensure_network(cli, spec):
         done.append(f"created network {spec.network} ({_encryption_word()})")
     done += ensure_objects(cli, spec)
     done += apply_routes(spec)
-    for sdef in spec.services:
+    front = [s for s in spec.services if spec.shard_network in s.networks]
+    backends = [s for s in spec.services if s not in front]
+    new_front = [s for s in front if find_service(cli, s.name) is None]
+    for sdef in backends + front:
+        if new_front and sdef is new_front[0]:
+            _wait_backends(cli, [b.name for b in backends], log)
         outcome = apply_service(cli, sdef)
         if outcome != "unchanged":
             done.append(f"{outcome} service {sdef.name}")
@@ -138,6 +153,20 @@ def apply_stack(spec: SiteStackSpec, log: Log) -> list[str]:
     for line in done:
         log(line)
     return done
+
+
+def _wait_backends(cli: docker.DockerClient, names: list[str], log: Log) -> None:
+    try:
+        wait_converged(
+            cli,
+            names,
+            timeout_s=BACKENDS_FIRST_S,
+            require_healthy=False,
+            give_up_after_s=BACKENDS_FIRST_S,
+            poll_s=0.1,
+        )
+    except SwarmError as exc:  # nginx is created all the same; converge reports it
+        log(f"creating nginx before its backends run: {exc.message}")
 
 
 def stack_services(cli: docker.DockerClient, stack: str) -> list[dict[str, Any]]:
