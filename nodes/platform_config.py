@@ -209,6 +209,10 @@ def traefik_static_config(routes_password: str) -> NamedContent:
         # shards that every site's nginx joins too: its router (the file below) lets
         # only farm-internal (Prometheus) in.
         "metrics": {"prometheus": {"entryPoint": "metrics", "manualRouting": True}},
+        # A site's nginx answers a SYN in well under a millisecond on its shard: a dial
+        # that takes a second has hit a task that is not there (yet); give up on it,
+        # and the route's retry middleware tries again on a new connection.
+        "serversTransport": {"forwardingTimeouts": {"dialTimeout": "1s"}},
         "accessLog": {"format": "json"},
         "ping": {"entryPoint": "traefik"},  # :8080 answers /ping and nothing else (no API)
         "log": {"level": "INFO"},

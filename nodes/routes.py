@@ -8,7 +8,7 @@ every 2 s). The panel writes here and nothing else does; the Redis keeps its dat
 in an append-only file on a volume and never evicts a key (``noeviction``).
 
 A route is a ``Host(...)`` router on the web entry point with its own security
-headers and rate limit middlewares, to a service of its own (``url``) or to one
+headers, rate limit and retry middlewares, to a service of its own (``url``) or to one
 another route declares (``service``). Each route's keys are listed in an index
 hash outside Traefik's root key, so writing or removing one touches only its keys
 and writing what is already there changes nothing (no notification, no reload).
@@ -46,6 +46,12 @@ HEADERS = {
     "stsSeconds": "31536000",
 }
 RATE_LIMIT = {"average": "50", "burst": "100"}
+# A request whose connection to the backend fails (Traefik's dial timeout is 1 s, see
+# ``platform_config.traefik_static_config``) is sent again on a new connection: a dial
+# begun in the instant a new task's address is known but before its network answers
+# otherwise hung ~5 s (seen in 4 of 18 new sites), and a moved task's first requests too.
+# Only failures before any response are retried: a 502 that nginx answers is not.
+RETRY = {"attempts": "3", "initialInterval": "100ms"}
 
 
 class RoutesError(FarmError):
@@ -85,9 +91,11 @@ class Route:
             f"{router}/entryPoints/0": "web",
             f"{router}/middlewares/0": f"{self.name}-headers",
             f"{router}/middlewares/1": f"{self.name}-ratelimit",
+            f"{router}/middlewares/2": f"{self.name}-retry",
             f"{router}/service": self.service or self.name,
             **{f"{middlewares}-headers/headers/{k}": v for k, v in HEADERS.items()},
             **{f"{middlewares}-ratelimit/rateLimit/{k}": v for k, v in RATE_LIMIT.items()},
+            **{f"{middlewares}-retry/retry/{k}": v for k, v in RETRY.items()},
         }
         if self.priority is not None:
             keys[f"{router}/priority"] = str(self.priority)

@@ -65,15 +65,17 @@ def test_a_route_is_the_keys_traefik_reads_under_its_root(routing_redis):
     assert keys[f"{router}/rule"] == "Host(`shop.example.com`)"
     assert keys[f"{router}/entryPoints/0"] == "web"
     assert keys[f"{router}/service"] == "wp-12"
-    assert [keys[f"{router}/middlewares/{i}"] for i in (0, 1)] == [
+    assert [keys[f"{router}/middlewares/{i}"] for i in (0, 1, 2)] == [
         "wp-12-headers",
         "wp-12-ratelimit",
+        "wp-12-retry",
     ]
     assert keys[f"{mw}-headers/headers/frameDeny"] == "true"
     assert keys[f"{mw}-headers/headers/stsSeconds"] == "31536000"
     assert keys[f"{mw}-ratelimit/rateLimit/average"] == "50"
+    assert keys[f"{mw}-retry/retry/attempts"] == "3"
     assert keys["traefik/http/services/wp-12/loadBalancer/servers/0/url"] == "http://wp-12_nginx:80"
-    assert len(keys) == len(site(12).as_keys()) == 13
+    assert len(keys) == len(site(12).as_keys()) == 16
 
 
 def test_writing_the_same_route_twice_changes_nothing(routing_redis):
@@ -153,5 +155,5 @@ def test_no_answer_is_retryable(settings):
 def test_stats_weigh_what_traefik_reads(routing_redis):
     routes.put(site(1))
     weight = routes.stats()
-    assert (weight.routes, weight.keys) == (1, 13)
+    assert (weight.routes, weight.keys) == (1, 16)
     assert weight.bytes == sum(len(k) + len(v) for k, v in site(1).as_keys().items())
