@@ -81,7 +81,7 @@ def _docker_time(raw: str) -> float:
     return datetime.fromisoformat(f"{head}.{(rest + '000000')[:6]}+00:00").timestamp()
 
 
-def provision_one(n: int, run: str, tenant: object, actor: object) -> SiteRun:
+def provision_one(n: int, run: str, tenant: object, actor: object, made: list[int]) -> SiteRun:
     domain = f"dense-{run}-{n}.localhost"
     found: dict[str, float] = {}
     stop = threading.Event()
@@ -97,6 +97,7 @@ def provision_one(n: int, run: str, tenant: object, actor: object) -> SiteRun:
         cache_enabled=True,
         actor=actor,  # type: ignore[arg-type]
     )
+    made.append(created.site.pk)  # removed at the end even if the run stops right here
     for prober in probers:
         prober.start()
     result = SiteRun(n=n, domain=domain, site_id=created.site.pk)
@@ -259,11 +260,10 @@ def main() -> None:
         print(f"baseline: {base.busy_pct:.1f} % busy ({base.farm_busy_pct:.1f} % the farm)")
         for n in range(1, args.sites + 1):
             try:
-                result = provision_one(n, run, tenant, actor)
+                result = provision_one(n, run, tenant, actor, made)
             except Exception as exc:  # a CapacityError, QuotaExceeded...: where it stops
                 stopped = f"stopped at n = {n}: {exc}"
                 break
-            made.append(result.site_id)
             sites.append(result)
             if result.error:
                 stopped = f"stopped at n = {n}: {result.error}"
