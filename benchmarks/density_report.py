@@ -200,6 +200,12 @@ def summary(sites: list[SiteRun], points: list[Checkpoint], rows: list[dict[str,
             f"({per_site * 20:.2f} ms of CPU per second per site on 2 cores), "
             f"{(end.idle.memory_mb - base.idle.memory_mb) / end.n:.1f} MB per site"
         )
+        kdamond = end.idle.by_process.get("kdamond.0", 0.0)
+        if kdamond:
+            print(
+                f"  of it the VM kernel's memory monitor (kdamond): {kdamond:.1f} %; "
+                f"without it {end.idle.busy_pct - kdamond:.1f} %"
+            )
         roles = ", ".join(
             f"{role} {mb:.1f} MB ({count})"
             for role, (count, mb) in sorted(end.memory_by_role.items())
