@@ -50,22 +50,23 @@ Progress = Callable[[str], None]
 
 
 @contextmanager
-def engine_errors(action: str) -> Iterator[None]:
+def engine_errors(action: str, *, engine: str = "the host's Docker Engine") -> Iterator[None]:
+    """Engine errors as LocalNodeError, with any Swarm token in their words masked. The
+    original exception is not chained (``from None``): its text is unmasked."""
     try:
         yield
     except LocalNodeError:
         raise
-    except docker.errors.NotFound as exc:
-        raise LocalNodeError(f"{action}: {mask_swarm_secrets(str(exc))}") from exc
     except docker.errors.APIError as exc:
         status = exc.status_code or 0
         raise LocalNodeError(
             f"{action}: {mask_swarm_secrets(str(exc))}", retryable=status >= 500
-        ) from exc
+        ) from None
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise LocalNodeError(
-            f"{action}: the host's Docker Engine does not answer ({exc})", retryable=True
-        ) from exc
+            f"{action}: {engine} does not answer ({mask_swarm_secrets(str(exc))})",
+            retryable=True,
+        ) from None
 
 
 def host_engine(timeout: int = 120) -> docker.DockerClient:

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import docker
 import docker.errors
-import requests
 
 from farm.redaction import mask_swarm_secrets
 from nodes.local_nodes import LocalNodeError
+from nodes.local_nodes.engines import engine_errors
 from nodes.local_nodes.plan import NodeSpec
 from nodes.platform import ROLE_LABELS, role_label
 
@@ -43,24 +43,8 @@ SECOND_NS = 1_000_000_000
 Progress = Callable[[str], None]
 
 
-@contextmanager
-def _swarm_errors(action: str) -> Iterator[None]:
-    """Engine errors as LocalNodeError, with any token in their words masked. The
-    original exception is not chained (``from None``): its text is unmasked."""
-    try:
-        yield
-    except LocalNodeError:
-        raise
-    except docker.errors.APIError as exc:
-        status = exc.status_code or 0
-        raise LocalNodeError(
-            f"{action}: {mask_swarm_secrets(str(exc))}", retryable=status >= 500
-        ) from None
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise LocalNodeError(
-            f"{action}: the node's engine does not answer ({mask_swarm_secrets(str(exc))})",
-            retryable=True,
-        ) from None
+def _swarm_errors(action: str) -> AbstractContextManager[None]:
+    return engine_errors(action, engine="the node's engine")
 
 
 def _swarm_state(cli: docker.DockerClient, node: str) -> dict[str, Any]:
