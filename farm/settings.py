@@ -20,7 +20,6 @@ from farm.env import (
     database_settings,
     env_bool,
     env_choice,
-    env_docker_hosts,
     env_float,
     env_int,
     env_json_dict,
@@ -292,19 +291,10 @@ from farm.settings_queue import *  # noqa: E402, F403
 # The farm: Docker Swarm, images and platform services (nodes/), sites (sites/).
 # ---------------------------------------------------------------------------
 DOCKER_HOST = env_str("DOCKER_HOST")  # empty: the local socket
-# Several engines (unix:// or tcp://, comma separated): the panel uses the first that answers
-# and is a Swarm manager, and fails over (nodes/swarm_client.py). Empty: DOCKER_HOST alone.
-FARM_DOCKER_HOSTS = env_docker_hosts("FARM_DOCKER_HOSTS")
-# IPsec on the farm's overlay networks: auto (on unless nodes/overlay.py finds it cannot be),
-# on, off. Production refuses off: the private networks would cross hosts in clear.
-FARM_OVERLAY_ENCRYPTION = env_choice("FARM_OVERLAY_ENCRYPTION", "auto", ("auto", "on", "off"))
-if PRODUCTION and FARM_OVERLAY_ENCRYPTION == "off":
-    raise ImproperlyConfigured(
-        "FARM_OVERLAY_ENCRYPTION=off is refused in production: the database and PHP traffic "
-        "of the overlay networks would cross hosts unencrypted (use auto or on)."
-    )
-# web: serves pages, has no Docker socket (asking Docker is an error); worker; all.
-FARM_PROCESS_ROLE = env_choice("FARM_PROCESS_ROLE", "all", ("web", "worker", "all"))
+# Several engines, overlay encryption, process roles, the local multi-node farm:
+# farm/settings_nodes.py.
+from farm.settings_nodes import *  # noqa: E402, F403
+
 FARM_SWARM_ADVERTISE_ADDR = env_str("FARM_SWARM_ADVERTISE_ADDR", "127.0.0.1")
 FARM_DOCKER_TIMEOUT = env_int("FARM_DOCKER_TIMEOUT", 60, minimum=5)
 # "local": images built offline from Debian packages (manage.py build_images);

@@ -1,0 +1,33 @@
+"""The multi-node farm's settings: part of farm/settings.py (imported there), read
+from the environment like the rest.
+
+Which engines the panel talks to and fails over between, whether the overlay networks
+are encrypted, what this process may do (a web process has no Docker socket), and the
+local multi-node farm of engine containers (`manage.py farm_up --nodes N`).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from farm.env import env_choice, env_docker_hosts
+
+__all__ = ["FARM_DOCKER_HOSTS", "FARM_OVERLAY_ENCRYPTION", "FARM_PROCESS_ROLE"]
+
+_PRODUCTION = env_choice("FARM_ENV", "development", ("development", "test", "production")) == (
+    "production"
+)
+
+# Several engines (unix:// or tcp://, comma separated): the panel uses the first that answers
+# and is a Swarm manager, and fails over (nodes/swarm_client.py). Empty: DOCKER_HOST alone.
+FARM_DOCKER_HOSTS = env_docker_hosts("FARM_DOCKER_HOSTS")
+# IPsec on the farm's overlay networks: auto (on unless nodes/overlay.py finds it cannot be),
+# on, off. Production refuses off: the private networks would cross hosts in clear.
+FARM_OVERLAY_ENCRYPTION = env_choice("FARM_OVERLAY_ENCRYPTION", "auto", ("auto", "on", "off"))
+if _PRODUCTION and FARM_OVERLAY_ENCRYPTION == "off":
+    raise ImproperlyConfigured(
+        "FARM_OVERLAY_ENCRYPTION=off is refused in production: the database and PHP traffic "
+        "of the overlay networks would cross hosts unencrypted (use auto or on)."
+    )
+# web: serves pages, has no Docker socket (asking Docker is an error); worker; all.
+FARM_PROCESS_ROLE = env_choice("FARM_PROCESS_ROLE", "all", ("web", "worker", "all"))
