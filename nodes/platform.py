@@ -180,6 +180,8 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         configs=[FileRef(configs[TRAEFIK_DYNAMIC_CONFIG], TRAEFIK_DYNAMIC_FILE)],
         networks={**{net: ["traefik"] for net in public_networks()}, INTERNAL_NETWORK: ["traefik"]},
         ports=[Port(settings.FARM_HTTP_PORT, 80), Port(settings.FARM_HTTPS_PORT, 443)],
+        # One on every edge manager (host-mode ports: each answers on its own node).
+        global_mode=True,
         constraints=edge,
         cpu_limit=1.0,
         mem_limit_mb=256,
@@ -216,7 +218,9 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         # For the panel, like MariaDB's; tenant code reaches host ports too, so it is
         # never without its password (requirepass).
         ports=[Port(settings.FARM_ROUTES_PORT, 6379)],
-        constraints=edge,
+        # Pinned like MariaDB: its append-only file is on a node-local volume, and the
+        # panel reaches it on that node's published port.
+        constraints=db_node,
         cpu_limit=0.5,
         mem_limit_mb=128,
         mem_reservation_mb=32,
@@ -260,6 +264,7 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         command=None,
         args=["--maxmemory", "96mb", "--maxmemory-policy", "allkeys-lru"],
         networks={INTERNAL_NETWORK: ["redis"]},
+        constraints=db_node,
         cpu_limit=0.5,
         mem_limit_mb=128,
         mem_reservation_mb=64,
@@ -293,7 +298,8 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         ],
         networks={INTERNAL_NETWORK: ["prometheus"]},
         ports=[Port(settings.FARM_PROMETHEUS_PORT, 9090)],
-        constraints=[f"node.labels.{role_label('edge')} == true"],
+        # Its TSDB is a node-local volume: pinned to the db node, like the other singletons.
+        constraints=db_node,
         cpu_limit=1.0,
         mem_limit_mb=512,
         mem_reservation_mb=128,
@@ -306,6 +312,7 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         # farm-internal only: it probes sites through Traefik, and its /probe (which
         # fetches any URL it is given) is no one else's to use.
         networks={INTERNAL_NETWORK: ["blackbox"]},
+        constraints=db_node,
         cpu_limit=0.25,
         mem_limit_mb=64,
         mem_reservation_mb=32,
@@ -331,6 +338,7 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         mounts=[Mount(ALERTMANAGER_VOLUME, "/alertmanager")],
         networks={INTERNAL_NETWORK: ["alertmanager"]},
         ports=[Port(settings.FARM_ALERTMANAGER_PORT, 9093)],
+        constraints=db_node,
         cpu_limit=0.25,
         mem_limit_mb=128,
         mem_reservation_mb=32,

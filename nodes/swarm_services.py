@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
@@ -135,7 +136,7 @@ class ServiceDef:
         ).hexdigest()[:16]
 
 
-Outcome = Literal["created", "updated", "unchanged"]
+Outcome = Literal["created", "updated", "replaced", "unchanged"]
 
 
 def _file_refs(
@@ -286,10 +287,23 @@ def apply_service(cli: docker.DockerClient, sdef: ServiceDef) -> Outcome:
             == spec["labels"][SPEC_HASH_LABEL]
         ):
             return "unchanged"
+        if set(existing["Spec"].get("Mode") or {}) != set(spec["mode"]):
+            # Swarm cannot turn a replicated service into a global one (or back) in place.
+            cli.api.remove_service(existing["ID"])
+            _wait_removed(cli, sdef.name)
+            cli.api.create_service(**spec)
+            return "replaced"
         cli.api.update_service(
             existing["ID"], existing["Version"]["Index"], fetch_current_spec=False, **spec
         )
         return "updated"
+
+
+def _wait_removed(cli: docker.DockerClient, name: str, timeout_s: float = 30) -> None:
+    """Until the name is free again (a removed service's name is taken a moment longer)."""
+    deadline = time.monotonic() + timeout_s
+    while find_service(cli, name) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def remove_service(cli: docker.DockerClient, name: str) -> bool:

@@ -200,3 +200,33 @@ def test_the_init_script_is_posix_sh() -> None:
     assert INIT.read_text().startswith("#!/bin/sh\n")
     assert os.access(INIT, os.X_OK)
     subprocess.run(["sh", "-n", str(INIT)], check=True)
+
+
+def test_a_restarted_node_mounts_what_the_farm_recorded_and_keeps_glusterds_state(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    (root / "srv" / "gluster").mkdir(parents=True)
+    (root / "srv" / "gluster" / "farm-mount.env").write_text(
+        "FARM_NODE_GLUSTER_VOLUME=10.213.0.11:/farm-sites\n"
+        "FARM_NODE_GLUSTER_BACKUP_SERVERS=10.213.0.12:10.213.0.13\n"
+        "FARM_NODE_GLUSTER_MOUNT=/srv/farm/sites\n"
+    )
+    env = {"FARM_NODE_NAME": "farm-node-2", "FARM_NODE_GLUSTERD": "1"}
+    done, calls, root = _run_init(tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    keep = f"mount --bind {root}/srv/gluster/glusterd {root}/var/lib/glusterd"
+    mount = (
+        "mount -t glusterfs -o backup-volfile-servers=10.213.0.12:10.213.0.13 "
+        f"10.213.0.11:/farm-sites {root}/srv/farm/sites"
+    )
+    assert keep in calls
+    assert mount in calls
+    assert calls.index(keep) < calls.index(mount)
+    assert calls.index(mount) < calls.index(next(c for c in calls if c.startswith("dockerd ")))
+
+
+def test_without_a_record_or_volume_nothing_is_mounted(tmp_path: Path) -> None:
+    done, calls, _ = _run_init(tmp_path, {"FARM_NODE_NAME": "farm-node-2"})
+    assert done.returncode == 0, done.stderr
+    assert not any(c.startswith("mount -t glusterfs") for c in calls)

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from farm.errors import FarmError
-from nodes import swarm_reset
+from nodes import local_farm, swarm_reset
 from nodes.bootstrap import farm_down
 
 
@@ -21,6 +21,12 @@ class Command(BaseCommand):
             help="Also delete the MariaDB datadir, Prometheus targets and site files.",
         )
         parser.add_argument(
+            "--nodes",
+            action="store_true",
+            help="Remove the local multi-node farm's engine containers and their network "
+            "instead (their volumes stay unless --purge-data).",
+        )
+        parser.add_argument(
             "--reset-engine",
             action="store_true",
             help=(
@@ -30,10 +36,21 @@ class Command(BaseCommand):
             ),
         )
 
-    def handle(self, *args: Any, purge_data: bool, reset_engine: bool, **options: Any) -> None:
+    def handle(
+        self, *args: Any, purge_data: bool, reset_engine: bool, nodes: bool, **options: Any
+    ) -> None:
         def progress(message: str) -> None:
             self.stdout.write(f"  … {message}")
 
+        if nodes:
+            try:
+                removed = local_farm.down(purge=purge_data, progress=lambda m: None)
+            except FarmError as exc:
+                raise CommandError(exc.message) from exc
+            for change in removed:
+                self.stdout.write(f"  - {change}")
+            self.stdout.write(self.style.SUCCESS(f"Local farm is down ({len(removed)} changes)."))
+            return
         try:
             report = farm_down(purge_data=purge_data, progress=progress)
             changes = list(report.changes)

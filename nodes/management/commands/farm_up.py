@@ -1,4 +1,7 @@
-"""Bring the farm up on the Swarm at DOCKER_HOST (or the local engine); idempotent."""
+"""Bring the farm up on the Swarm at DOCKER_HOST (or the local engine); idempotent.
+
+``--nodes N``: the local multi-node farm instead (nodes/local_farm.py), N engine
+containers on this machine, its settings written to var/farm-nodes/farm.env."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from farm.errors import FarmError
+from nodes import local_farm
 from nodes.bootstrap import farm_up
 from nodes.inventory import sync_nodes
 
@@ -24,6 +28,19 @@ class Command(BaseCommand):
             "--no-build", action="store_true", help="Do not build missing local images."
         )
         parser.add_argument(
+            "--nodes",
+            type=int,
+            default=0,
+            help="Bring up the local multi-node farm of N engine containers (3 managers "
+            "when N >= 3) instead of the farm at DOCKER_HOST.",
+        )
+        parser.add_argument(
+            "--heartbeat",
+            type=float,
+            default=None,
+            help="With --nodes: the Swarm dispatcher heartbeat in seconds (default 5).",
+        )
+        parser.add_argument(
             "--wait",
             type=float,
             default=300,
@@ -31,11 +48,21 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args: Any, start_engine: bool, no_build: bool, wait: float, **options: Any
+        self,
+        *args: Any,
+        start_engine: bool,
+        no_build: bool,
+        wait: float,
+        nodes: int,
+        heartbeat: float | None,
+        **options: Any,
     ) -> None:
         def progress(message: str) -> None:
             self.stdout.write(f"  … {message}")
 
+        if nodes:
+            self._nodes(nodes, heartbeat, wait, progress)
+            return
         try:
             report = farm_up(
                 start_engine=start_engine, build=not no_build, wait_s=wait, progress=progress
@@ -52,3 +79,27 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(f"Farm is up; {len(report.changes)} change(s) ({timings}).")
             )
+
+    def _nodes(self, n: int, heartbeat: float | None, wait: float, progress: Any) -> None:
+        try:
+            # No sync_nodes here: this process's database is the single-node farm's panel;
+            # the panel started with farm.env syncs the nodes itself.
+            report = local_farm.up(n, heartbeat_s=heartbeat, wait_s=wait, progress=progress)
+        except FarmError as exc:
+            raise CommandError(exc.message) from exc
+        for change in report.changes:
+            self.stdout.write(f"  + {change}")
+        for spec in report.specs:
+            self.stdout.write(
+                f"  {spec.name} {spec.address} {spec.swarm_role}: {', '.join(spec.roles)}"
+            )
+        if not report.encrypted:
+            why = report.encryption_reason
+            self.stdout.write(f"  overlay encryption off: this kernel cannot carry it ({why})")
+        timings = ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items())
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Local farm of {n} node(s) is up ({timings}). Its settings: "
+                f"{local_farm.env_file()} (set -a; . {local_farm.env_file()}; set +a)."
+            )
+        )

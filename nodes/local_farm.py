@@ -1,0 +1,408 @@
+"""The local multi-node farm: ``manage.py farm_up --nodes N`` and ``farm_down --nodes``
+(docs/plans/multi-node.md C8).
+
+N engine containers (nodes/local_nodes) form one Swarm, share the site files over
+GlusterFS, get the farm's images, and then run the same platform as the
+single-node farm (nodes/bootstrap.farm_up), reached through their own sockets
+with client failover. In order, each step idempotent:
+
+1. the node image and the farm's images on the host engine;
+2. the engines (``farm-node-1..N`` on the ``farm-nodes`` bridge), each with the
+   host directories the platform binds mounted at the same path;
+3. the Swarm: node-1 initialises it, the others join (3 managers when N >= 3);
+   tuned (FARM_SWARM_HEARTBEAT_S) and labelled with the planned roles;
+4. GlusterFS: peers, the ``farm-sites`` volume (replica 3 arbiter 1, or 2), and
+   its FUSE mount at the same absolute path on the host and on every node;
+5. the images on every node;
+6. the platform, with the settings of ``farm_settings`` (written to
+   ``<FARM_VAR_DIR>/farm-nodes/farm.env`` for the panel's other processes).
+
+The multi-node farm keeps its own data under ``<FARM_VAR_DIR>/farm-nodes/``, so it
+can run beside the single-node farm of the same checkout without sharing a
+MariaDB datadir or a site directory with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+from django.conf import settings
+from django.test.utils import override_settings
+
+from nodes import gluster, images
+from nodes.local_nodes import LocalNodeError, engines, ipsec
+from nodes.local_nodes import swarm as node_swarm
+from nodes.local_nodes.plan import NODE_LABEL, NodeSpec, plan_roles, subnet
+from nodes.swarm_client import reset_client_cache
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+MOUNT_RECORD = "/srv/gluster/farm-mount.env"
+ENGINE_READY_S = 60.0
+
+
+def farm_dir() -> Path:
+    return Path(settings.VAR_DIR) / "farm-nodes"
+
+
+def env_file() -> Path:
+    return farm_dir() / "farm.env"
+
+
+def data_paths() -> dict[str, str]:
+    """The multi-node farm's own bind sources and site root, apart from the single-node farm's."""
+    root = farm_dir()
+    return {
+        "FARM_MARIADB_DATA": str(root / "mariadb"),
+        "FARM_PROMETHEUS_TARGETS_DIR": str(root / "prometheus" / "targets"),
+        "FARM_SITES_ROOT": str(root / "sites"),
+    }
+
+
+def farm_settings(specs: Sequence[NodeSpec], *, encrypted: bool) -> dict[str, Any]:
+    """The settings under which the panel drives the multi-node farm: the managers'
+    sockets (node-1 first), the singletons' published ports on the db node, the edge
+    on node-1, and the farm's own data paths."""
+    managers = [s for s in specs if s.manager]
+    db = next((s for s in specs if "db" in s.roles), specs[0])
+    edge = next((s for s in specs if "edge" in s.roles), specs[0])
+    gateway = str(next(subnet().hosts()))
+    values: dict[str, Any] = {
+        "FARM_DOCKER_HOSTS": [s.docker_host for s in managers],
+        "FARM_OVERLAY_ENCRYPTION": "on" if encrypted else "off",
+        "FARM_MARIADB_HOST": db.address,
+        "FARM_ROUTES_HOST": db.address,
+        "FARM_SITE_DB_HOST": f"{db.address}:{settings.FARM_MARIADB_PORT}",
+        "FARM_PROMETHEUS_URL": f"http://{db.address}:{settings.FARM_PROMETHEUS_PORT}",
+        "FARM_ALERTMANAGER_URL": f"http://{db.address}:{settings.FARM_ALERTMANAGER_PORT}",
+        "FARM_EDGE_URL": f"http://{edge.address}:{settings.FARM_HTTP_PORT}",
+        # Tasks reach the host (the panel's webhook) through the nodes' bridge.
+        "FARM_PANEL_URL_FROM_SWARM": f"http://{gateway}:8000",
+    }
+    values.update(data_paths())
+    return values
+
+
+def panel_settings() -> dict[str, str]:
+    """What a panel started on the multi-node farm also needs in farm.env: a database of
+    its own (not the single-node farm's), like the data paths."""
+    return {"DATABASE_URL": f"sqlite:///{farm_dir() / 'panel.sqlite3'}"}
+
+
+def env_lines(values: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for key, value in sorted(values.items()):
+        text = ",".join(value) if isinstance(value, list) else str(value)
+        lines.append(f"{key}={text}")
+    return lines
+
+
+def write_env_file(values: Mapping[str, Any]) -> Path:
+    path = env_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(
+        "# The local multi-node farm (manage.py farm_up --nodes N): source it, e.g.\n"
+        "#   set -a; . var/farm-nodes/farm.env; set +a\n" + "\n".join(env_lines(values)) + "\n"
+    )
+    tmp.replace(path)
+    return path
+
+
+@contextmanager
+def driving(values: Mapping[str, Any]) -> Iterator[None]:
+    """Settings pointing at the multi-node farm, with a fresh Docker client on the way
+    in and out."""
+    reset_client_cache()
+    try:
+        with override_settings(**values):
+            reset_client_cache()
+            yield
+    finally:
+        reset_client_cache()
+
+
+@dataclass
+class NodesReport:
+    specs: list[NodeSpec] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    encrypted: bool = False
+    encryption_reason: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _exec_in(host: docker.DockerClient, node: str) -> gluster.ExecFn:
+    container = host.containers.get(node)
+
+    def run(argv: Sequence[str]) -> tuple[int | None, bytes | str]:
+        result = container.exec_run(list(argv))
+        output = result.output
+        return result.exit_code, output if isinstance(output, bytes) else b""
+
+    return run
+
+
+def ensure_gluster(
+    host: docker.DockerClient, specs: Sequence[NodeSpec], sites_root: str, progress: Progress
+) -> list[str]:
+    """Peers, the farm-sites volume and its mount on every node and on the host."""
+    changes: list[str] = []
+    if len(specs) < 2:
+        progress("one node: the site files stay a local directory")
+        return changes
+    first = _exec_in(host, specs[0].name)
+    peers = {
+        p.hostname for p in gluster.parse_peer_status(gluster.run_in(first, gluster.peer_status()))
+    }
+    for spec in specs[1:]:
+        if spec.address not in peers:
+            _retry(first, gluster.peer_probe(spec.address))
+            changes.append(f"gluster peer {spec.name}")
+    data = specs[: min(3, len(specs))]
+    for spec in data:
+        _exec_in(host, spec.name)(["mkdir", "-p", gluster.BRICK_DIR, gluster.ARBITER_DIR])
+    info = _volume(first)
+    if info is None:
+        bricks = gluster.plan_bricks([s.address for s in data])
+        _retry(first, gluster.volume_create(gluster.VOLUME, bricks))
+        warning = gluster.replica_warning(bricks)
+        if warning:
+            progress(f"warning: {warning}")
+        for argv in gluster.default_options(gluster.VOLUME):
+            gluster.run_in(first, argv)
+        changes.append(f"gluster volume {gluster.VOLUME} ({', '.join(bricks)})")
+        info = _volume(first)
+    if info is not None and not info.started:
+        _retry(first, gluster.volume_start(gluster.VOLUME))
+        changes.append(f"started gluster volume {gluster.VOLUME}")
+    server, backups = data[0].address, [s.address for s in data[1:]]
+    record = (
+        f"FARM_NODE_GLUSTER_VOLUME={server}:/{gluster.VOLUME}\n"
+        f"FARM_NODE_GLUSTER_BACKUP_SERVERS={':'.join(backups)}\n"
+        f"FARM_NODE_GLUSTER_MOUNT={sites_root}\n"
+    )
+    argv = gluster.mount_argv(server, gluster.VOLUME, sites_root, backups)
+    for spec in specs:
+        run = _exec_in(host, spec.name)
+        run(["sh", "-c", f"cat > {MOUNT_RECORD} <<'EOF'\n{record}EOF"])
+        if not _mounted(run, sites_root):
+            run(["mkdir", "-p", sites_root])
+            gluster.run_in(run, argv)
+            changes.append(f"{spec.name}: mounted {gluster.VOLUME} at {sites_root}")
+    if not _mounted(_host_run, sites_root):
+        Path(sites_root).mkdir(parents=True, exist_ok=True)
+        gluster.run_in(_host_run, argv)
+        changes.append(f"host: mounted {gluster.VOLUME} at {sites_root}")
+    return changes
+
+
+def _host_run(argv: Sequence[str]) -> tuple[int | None, bytes | str]:
+    done = subprocess.run(list(argv), capture_output=True, timeout=120, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def _mounted(run: gluster.ExecFn, path: str) -> bool:
+    _code, output = run(["cat", "/proc/self/mounts"])
+    text = _text(output)
+    return any(line.split()[1:2] == [path] for line in text.splitlines() if line.strip())
+
+
+def _volume(run: gluster.ExecFn) -> gluster.VolumeInfo | None:
+    code, output = run(list(gluster.volume_info(gluster.VOLUME)))
+    if code != 0:
+        return None
+    found = gluster.parse_volume_info(_text(output))
+    return found[0] if found else None
+
+
+def _text(output: bytes | str) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output
+
+
+def _retry(
+    run: gluster.ExecFn, argv: Sequence[str], *, attempts: int = 10, delay_s: float = 1.0
+) -> str:
+    """gluster.run_in, again while gluster says it is busy or a peer is still coming up."""
+    for attempt in range(attempts):
+        try:
+            return gluster.run_in(run, argv)
+        except gluster.GlusterError as exc:
+            if not exc.retryable or attempt == attempts - 1:
+                raise
+            time.sleep(delay_s)
+    raise AssertionError("unreachable")
+
+
+# Which images a node can be asked to run, by its farm roles: Traefik on the edge; the
+# singletons (pinned to the db node, nodes/platform.py) there; the sites on workers.
+IMAGES_BY_ROLE: dict[str, tuple[str, ...]] = {
+    "edge": ("traefik",),
+    "db": ("mariadb", "redis", "prometheus", "alertmanager", "blackbox", "restic"),
+    "worker": ("wordpress", "nginx", "redis", "restic"),
+}
+
+
+def images_for(spec: NodeSpec, tags: Mapping[str, str]) -> list[str]:
+    """The image tags ``spec`` needs, by its roles (``tags``: role -> tag)."""
+    wanted = {role for farm_role in spec.roles for role in IMAGES_BY_ROLE.get(farm_role, ())}
+    return sorted(tags[role] for role in wanted if role in tags)
+
+
+def load_images(
+    host: docker.DockerClient,
+    clients: Mapping[str, docker.DockerClient],
+    specs: Sequence[NodeSpec],
+    tags: Mapping[str, str],
+    progress: Progress,
+) -> list[str]:
+    """The images each node needs, side-loaded from the host engine where missing; the
+    nodes load at the same time."""
+
+    def load(spec: NodeSpec) -> list[str]:
+        cli = clients[spec.name]
+        done = []
+        with engines.engine_errors(f"Listing {spec.name}'s images", engine=f"{spec.name}'s engine"):
+            have = {t for image in cli.images.list() for t in image.tags}
+        for tag in images_for(spec, tags):
+            if tag in have:
+                continue
+            started = time.monotonic()
+            with engines.engine_errors(
+                f"Loading {tag} into {spec.name}", engine=f"{spec.name}'s engine"
+            ):
+                # The saved tar streams from one engine into the other, never whole in memory.
+                cli.api.load_image(host.images.get(tag).save(named=True))
+            progress(f"{spec.name}: loaded {tag} in {time.monotonic() - started:.1f}s")
+            done.append(f"{spec.name}: image {tag}")
+        return done
+
+    with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
+        return [line for lines in pool.map(load, specs) for line in lines]
+
+
+def up(
+    n: int,
+    *,
+    heartbeat_s: float | None = None,
+    wait_s: float = 300,
+    progress: Progress = print,
+) -> NodesReport:
+    """Bring the local multi-node farm up (or repair it); see the module's docstring."""
+    from nodes import bootstrap  # the platform step; bootstrap stays under its line budget
+
+    if n < 1:
+        raise LocalNodeError(f"a farm needs at least one node, not {n}")
+    report = NodesReport(specs=plan_roles(n))
+    started = time.monotonic()
+    host = engines.host_engine(timeout=900)
+    paths = data_paths()
+    for path in paths.values():
+        Path(path).mkdir(parents=True, exist_ok=True)
+    built = images.build_images(host, cache_dir=settings.FARM_IMAGE_CACHE_DIR, progress=progress)
+    node_image = images.build_images(
+        host, cache_dir=settings.FARM_IMAGE_CACHE_DIR, roles=["node"], progress=progress
+    ).tags()["node"]
+    report.timings["images"] = time.monotonic() - started
+
+    step = time.monotonic()
+    binds = {
+        paths["FARM_PROMETHEUS_TARGETS_DIR"]: {
+            "bind": paths["FARM_PROMETHEUS_TARGETS_DIR"],
+            "mode": "ro",
+        }
+    }
+    for spec in report.specs:
+        extra = dict(binds)
+        if "db" in spec.roles:
+            extra[paths["FARM_MARIADB_DATA"]] = {"bind": paths["FARM_MARIADB_DATA"], "mode": "rw"}
+        engines.start_engine(
+            host,
+            spec,
+            image=node_image,
+            fresh=True,
+            glusterd=True,
+            extra_volumes=extra,
+            progress=progress,
+        )
+    clients = {
+        s.name: engines.wait_until_ready(s.name, host=host, timeout_s=ENGINE_READY_S)
+        for s in report.specs
+    }
+    report.timings["engines"] = time.monotonic() - step
+
+    step = time.monotonic()
+    node_swarm.form_swarm(report.specs, clients, progress=progress)
+    leader = clients[report.specs[0].name]
+    if heartbeat_s is not None:
+        node_swarm.tune_swarm(leader, heartbeat_s=heartbeat_s, progress=progress)
+    node_swarm.label_roles(leader, report.specs, progress=progress)
+    report.timings["swarm"] = time.monotonic() - step
+
+    step = time.monotonic()
+    report.changes += ensure_gluster(host, report.specs, paths["FARM_SITES_ROOT"], progress)
+    report.timings["gluster"] = time.monotonic() - step
+
+    step = time.monotonic()
+    report.changes += load_images(host, clients, report.specs, built.tags(), progress)
+    report.timings["images on nodes"] = time.monotonic() - step
+
+    report.encrypted, report.encryption_reason = ipsec.ipsec_supported(
+        report.specs[0].name, host=host
+    )
+    if not report.encrypted and settings.FARM_OVERLAY_ENCRYPTION == "on":
+        raise LocalNodeError(
+            f"FARM_OVERLAY_ENCRYPTION=on, but this kernel cannot encrypt overlays between "
+            f"the nodes ({report.encryption_reason})"
+        )
+    report.settings = farm_settings(report.specs, encrypted=report.encrypted)
+    write_env_file({**report.settings, **panel_settings()})
+
+    step = time.monotonic()
+    with driving(report.settings):
+        platform_report = bootstrap.farm_up(build=False, wait_s=wait_s, progress=progress)
+    report.changes += platform_report.changes
+    report.timings["platform"] = time.monotonic() - step
+    for cli in clients.values():
+        cli.close()
+    report.timings["total"] = time.monotonic() - started
+    return report
+
+
+def down(*, purge: bool = False, progress: Progress = print) -> list[str]:
+    """Remove the node containers and the nodes' bridge; the host's Gluster mount is
+    unmounted lazily first (R11: a mount whose servers are gone hangs every stat).
+    The nodes' volumes (engine data, bricks) are kept unless ``purge``."""
+    changes = []
+    sites_root = data_paths()["FARM_SITES_ROOT"]
+    if _mounted(_host_run, sites_root):
+        _host_run(["umount", "-l", sites_root])
+        changes.append(f"host: unmounted {sites_root}")
+    host = engines.host_engine(timeout=300)
+    with engines.engine_errors("Listing the local farm's nodes"):
+        found = host.containers.list(all=True, filters={"label": NODE_LABEL})
+    for container in found:
+        node = str((container.labels or {}).get(NODE_LABEL) or container.name)
+        engines.remove_engine(host, node, volumes=purge)
+        changes.append(f"removed {node}" + (" and its volumes" if purge else ""))
+    with engines.engine_errors("Removing the nodes' network"):
+        for network in host.networks.list(filters={"label": NODE_LABEL}):
+            network.remove()
+            changes.append(f"removed network {network.name}")
+    for line in changes:
+        progress(line)
+    return changes
+
+
+__all__ = ["NodesReport", "data_paths", "down", "env_file", "farm_settings", "up"]
