@@ -60,13 +60,13 @@ def env_file() -> Path:
     return farm_dir() / "farm.env"
 
 
-def data_paths() -> dict[str, str]:
+def data_paths() -> dict[str, Path]:
     """The multi-node farm's own bind sources and site root, apart from the single-node farm's."""
     root = farm_dir()
     return {
-        "FARM_MARIADB_DATA": str(root / "mariadb"),
-        "FARM_PROMETHEUS_TARGETS_DIR": str(root / "prometheus" / "targets"),
-        "FARM_SITES_ROOT": str(root / "sites"),
+        "FARM_MARIADB_DATA": root / "mariadb",
+        "FARM_PROMETHEUS_TARGETS_DIR": root / "prometheus" / "targets",
+        "FARM_SITES_ROOT": root / "sites",
     }
 
 
@@ -90,7 +90,9 @@ def farm_settings(specs: Sequence[NodeSpec], *, encrypted: bool) -> dict[str, An
         # Tasks reach the host (the panel's webhook) through the nodes' bridge.
         "FARM_PANEL_URL_FROM_SWARM": f"http://{gateway}:8000",
     }
-    values.update(data_paths())
+    paths = data_paths()
+    # The types farm/settings.py gives them: the datadir a string, the others paths.
+    values.update(paths, FARM_MARIADB_DATA=str(paths["FARM_MARIADB_DATA"]))
     return values
 
 
@@ -317,16 +319,12 @@ def up(
     report.timings["images"] = time.monotonic() - started
 
     step = time.monotonic()
-    binds = {
-        paths["FARM_PROMETHEUS_TARGETS_DIR"]: {
-            "bind": paths["FARM_PROMETHEUS_TARGETS_DIR"],
-            "mode": "ro",
-        }
-    }
+    targets, datadir = str(paths["FARM_PROMETHEUS_TARGETS_DIR"]), str(paths["FARM_MARIADB_DATA"])
+    binds = {targets: {"bind": targets, "mode": "ro"}}
     for spec in report.specs:
         extra = dict(binds)
         if "db" in spec.roles:
-            extra[paths["FARM_MARIADB_DATA"]] = {"bind": paths["FARM_MARIADB_DATA"], "mode": "rw"}
+            extra[datadir] = {"bind": datadir, "mode": "rw"}
         engines.start_engine(
             host,
             spec,
@@ -351,7 +349,7 @@ def up(
     report.timings["swarm"] = time.monotonic() - step
 
     step = time.monotonic()
-    report.changes += ensure_gluster(host, report.specs, paths["FARM_SITES_ROOT"], progress)
+    report.changes += ensure_gluster(host, report.specs, str(paths["FARM_SITES_ROOT"]), progress)
     report.timings["gluster"] = time.monotonic() - step
 
     step = time.monotonic()
@@ -385,7 +383,7 @@ def down(*, purge: bool = False, progress: Progress = print) -> list[str]:
     unmounted lazily first (R11: a mount whose servers are gone hangs every stat).
     The nodes' volumes (engine data, bricks) are kept unless ``purge``."""
     changes = []
-    sites_root = data_paths()["FARM_SITES_ROOT"]
+    sites_root = str(data_paths()["FARM_SITES_ROOT"])
     if _mounted(_host_run, sites_root):
         _host_run(["umount", "-l", sites_root])
         changes.append(f"host: unmounted {sites_root}")

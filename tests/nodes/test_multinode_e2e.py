@@ -1,0 +1,216 @@
+"""The local multi-node farm end to end (issue 12, docs/plans/multi-node.md §3): three
+engine containers, three managers, site files on GlusterFS.
+
+Marked ``multinode``: CI runs it once, in the SQLite pass. The farm is brought up by
+the module fixture (``manage.py farm_up --nodes 3``'s code) and driven through the
+settings it writes, the way a panel started with its farm.env would; the engines
+and their volumes stay for the next run (their image caches make it warm). Each
+phase's time is printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+from django.conf import settings
+
+from farm.models import Tenant, User
+from farm.runner import run_operation
+from monitoring import prometheus
+from nodes import local_farm, mariadb
+from nodes.inventory import sync_nodes
+from nodes.local_nodes import engines
+from nodes.local_nodes.plan import plan_roles
+from nodes.quorum import quorum
+from nodes.swarm import client
+from sites import files, services
+from sites.models import Site, SiteStatus
+from sites.swarm_site import remove_stack
+
+pytestmark = [
+    pytest.mark.multinode,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        os.environ.get("FARM_TEST_SKIP_MULTINODE") == "1", reason="FARM_TEST_SKIP_MULTINODE=1"
+    ),
+]
+
+PHASES: dict[str, float] = {}
+
+
+def phase(name: str, started: float) -> None:
+    PHASES[name] = time.monotonic() - started
+    print(f"[multinode] {name}: {PHASES[name]:.1f}s")
+
+
+@pytest.fixture(scope="module")
+def local_nodes() -> Iterator[local_farm.NodesReport]:
+    if os.geteuid() != 0:
+        pytest.skip("node engines need root (their sockets live under /run/wpfarm-nodes)")
+    started = time.monotonic()
+    report = local_farm.up(3, progress=lambda m: None)
+    phase("farm up", started)
+    print("[multinode] timings", {k: round(v, 1) for k, v in report.timings.items()})
+    with local_farm.driving(report.settings):
+        yield report
+    # The engines stop; their volumes (images, bricks) stay for the next run.
+    local_farm.down(progress=lambda m: None)
+
+
+@pytest.fixture
+def farm(local_nodes, db) -> local_farm.NodesReport:
+    sync_nodes()
+    return local_nodes
+
+
+@pytest.fixture
+def people(db) -> tuple[Tenant, User]:
+    tenant = Tenant.objects.create(name="MN", slug=f"mn-{uuid.uuid4().hex[:6]}", site_quota=20)
+    operator = User.objects.create_user("mn@farm.test", "pw-mn-123456", is_staff=True)
+    return tenant, operator
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[int]]:
+    site_ids: list[int] = []
+    yield site_ids
+    for site_id in site_ids:
+        remove_stack(site_id, lambda m: None)
+        mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
+        files.remove_site_files(site_id)
+        prometheus.remove_site_target(site_id)
+
+
+def provision(tenant: Tenant, actor: User, cleanup: list[int], domain: str) -> Site:
+    created = services.create_site(
+        tenant=tenant, domain=domain, image_choice="php8.2", cache_enabled=True, actor=actor
+    )
+    cleanup.append(created.site.pk)
+    run_operation(created.operation.pk)
+    created.operation.refresh_from_db()
+    assert created.operation.status == "succeeded", created.operation.error
+    created.site.refresh_from_db()
+    assert created.site.status == SiteStatus.ACTIVE
+    return created.site
+
+
+def get(domain: str, path: str, timeout: float = 5) -> requests.Response:
+    return requests.get(
+        f"{settings.FARM_EDGE_URL}{path}",
+        headers={"Host": domain},
+        timeout=timeout,
+        allow_redirects=False,
+    )
+
+
+def nodes_of(site: Site) -> set[str]:
+    """The hostnames of the nodes running the site's tasks."""
+    cli = client()
+    names = {n["ID"]: n["Description"]["Hostname"] for n in cli.api.nodes()}
+    tasks = cli.api.tasks(filters={"label": f"com.docker.stack.namespace={site.stack_name}"})
+    return {names[t["NodeID"]] for t in tasks if t["DesiredState"] == "running" and t.get("NodeID")}
+
+
+def wait_until(
+    what: str, check: Callable[[], bool], timeout_s: float, every_s: float = 0.5
+) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            if check():
+                return time.monotonic() - started
+        except requests.RequestException:
+            pass
+        time.sleep(every_s)
+    raise AssertionError(f"{what}: not within {timeout_s:.0f}s")
+
+
+def answers(domain: str, sha: str | None = None) -> bool:
+    if sha is None:
+        return get(domain, "/wp-admin/install.php").status_code == 200
+    response = get(domain, "/wp-content/uploads/e2e.bin")
+    return response.status_code == 200 and hashlib.sha256(response.content).hexdigest() == sha
+
+
+def test_three_managers_one_leader_and_the_planned_roles(farm) -> None:
+    cli = client()
+    nodes = {n["Description"]["Hostname"]: n for n in cli.api.nodes()}
+    assert sorted(nodes) == ["farm-node-1", "farm-node-2", "farm-node-3"]
+    assert all(n["Spec"]["Role"] == "manager" for n in nodes.values())
+    assert sum(bool(n["ManagerStatus"].get("Leader")) for n in nodes.values()) == 1
+    labels = {name: n["Spec"].get("Labels") or {} for name, n in nodes.items()}
+    assert labels["farm-node-1"].get("farm.role.db") == "true"
+    assert "farm.role.worker" not in labels["farm-node-1"]
+    assert labels["farm-node-2"].get("farm.role.worker") == "true"
+    assert quorum(list(farm_nodes())).writable
+    # The overlays are as encrypted as the probe said this kernel allows.
+    net = cli.api.inspect_network("farm-db")
+    assert ("encrypted" in (net.get("Options") or {})) == farm.encrypted, farm.encryption_reason
+
+
+def farm_nodes():
+    from nodes.models import Node
+
+    return Node.objects.exclude(status="gone")
+
+
+def test_sites_spread_share_their_files_and_survive_a_lost_manager(farm, people, cleanup) -> None:
+    tenant, operator = people
+    host = engines.host_engine()
+
+    started = time.monotonic()
+    sites = [provision(tenant, operator, cleanup, f"mn{i}-e2e.localhost") for i in range(3)]
+    phase("3 sites provisioned", started)
+    placed = {site.domain: nodes_of(site) for site in sites}
+    print("[multinode] placement", placed)
+    used = set().union(*placed.values())
+    assert used <= {"farm-node-2", "farm-node-3"}, "sites run on the workers only"
+    assert used == {"farm-node-2", "farm-node-3"}, "and on both of them"
+
+    # A file written through the host's Gluster mount is served by every site's nginx.
+    payload = os.urandom(256 * 1024)
+    sha = hashlib.sha256(payload).hexdigest()
+    for site in sites:
+        uploads = files.site_path(site.pk) / "wp-content" / "uploads"
+        uploads.mkdir(parents=True, exist_ok=True)
+        (uploads / "e2e.bin").write_bytes(payload)
+    for site in sites:
+        wait_until(
+            f"{site.domain} serves the shared file", lambda s=site: answers(s.domain, sha), 20
+        )
+
+    # Stop a manager that is not node-1 (which holds the singletons): the other two keep
+    # the Swarm writable, and a new site is still provisioned.
+    victim = "farm-node-3"
+    started = time.monotonic()
+    engines.kill_engine(host, victim)
+    try:
+        fourth = provision(tenant, operator, cleanup, "mn3-e2e.localhost")
+        phase("a site provisioned with a manager down", started)
+        assert nodes_of(fourth) <= {"farm-node-2"}
+        for site in [*sites, fourth]:
+            took = wait_until(f"{site.domain} answers", lambda s=site: answers(s.domain), 90)
+            print(f"[multinode] {site.domain} answers after {took:.1f}s more")
+        sync_nodes()
+        state = quorum(list(farm_nodes()))
+        assert state.writable and state.reachable == 2, state
+    finally:
+        started = time.monotonic()
+        engines.start_engine(host, plan_roles(3)[2], image="unused")
+        engines.wait_until_ready(victim, host=host, timeout_s=60)
+        wait_until(
+            f"{victim} is ready again",
+            lambda: any(
+                n["Description"]["Hostname"] == victim and n["Status"]["State"] == "ready"
+                for n in client().api.nodes()
+            ),
+            60,
+        )
+        phase("the stopped manager rejoined", started)
