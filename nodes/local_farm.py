@@ -210,6 +210,21 @@ def ensure_gluster(
     return changes
 
 
+def farm_mounts(mounts: str) -> list[str]:
+    """The host's FUSE mounts of a local farm's Gluster volume (from /proc/self/mounts
+    text): this checkout's and any other's, whose servers go when the nodes do."""
+    ours = {str(a) for a in subnet().hosts()}
+    targets = []
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or not fields[2].startswith("fuse.glusterfs"):
+            continue
+        server, _, volume = fields[0].partition(":")
+        if server in ours and volume == f"/{gluster.VOLUME}":
+            targets.append(fields[1].replace("\\040", " "))
+    return targets
+
+
 def _host_run(argv: Sequence[str]) -> tuple[int | None, bytes | str]:
     done = subprocess.run(list(argv), capture_output=True, timeout=120, check=False)
     return done.returncode, done.stdout + done.stderr
@@ -383,10 +398,9 @@ def down(*, purge: bool = False, progress: Progress = print) -> list[str]:
     unmounted lazily first (R11: a mount whose servers are gone hangs every stat).
     The nodes' volumes (engine data, bricks) are kept unless ``purge``."""
     changes = []
-    sites_root = str(data_paths()["FARM_SITES_ROOT"])
-    if _mounted(_host_run, sites_root):
-        _host_run(["umount", "-l", sites_root])
-        changes.append(f"host: unmounted {sites_root}")
+    for target in farm_mounts(Path("/proc/self/mounts").read_text()):
+        _host_run(["umount", "-l", target])
+        changes.append(f"host: unmounted {target}")
     host = engines.host_engine(timeout=300)
     with engines.engine_errors("Listing the local farm's nodes"):
         found = host.containers.list(all=True, filters={"label": NODE_LABEL})

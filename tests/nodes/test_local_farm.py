@@ -77,3 +77,17 @@ def test_each_node_is_given_only_the_images_its_roles_run(index: int, wanted: se
 
 def test_a_single_node_gets_every_image() -> None:
     assert set(local_farm.images_for(plan_roles(1)[0], TAGS)) == set(TAGS.values())
+
+
+def test_farm_down_finds_every_checkouts_gluster_mount_and_nothing_else() -> None:
+    mounts = (
+        "10.213.0.11:/farm-sites /work/main/var/test/farm-nodes/sites fuse.glusterfs rw 0 0\n"
+        "10.213.0.12:/farm-sites /tmp/ci-A/var/test/farm-nodes/sites fuse.glusterfs rw 0 0\n"
+        "10.9.9.9:/farm-sites /mnt/elsewhere fuse.glusterfs rw 0 0\n"
+        "10.213.0.11:/other /mnt/other fuse.glusterfs rw 0 0\n"
+        "overlay / overlay rw 0 0\n"
+    )
+    assert local_farm.farm_mounts(mounts) == [
+        "/work/main/var/test/farm-nodes/sites",
+        "/tmp/ci-A/var/test/farm-nodes/sites",
+    ]
