@@ -298,9 +298,10 @@ from farm.settings_nodes import *  # noqa: E402, F403
 FARM_SWARM_ADVERTISE_ADDR = env_str("FARM_SWARM_ADVERTISE_ADDR", "127.0.0.1")
 FARM_DOCKER_TIMEOUT = env_int("FARM_DOCKER_TIMEOUT", 60, minimum=5)
 # "local": images built offline from Debian packages (manage.py build_images);
-# "upstream": the public images (wordpress:*-fpm, nginx, redis, mariadb, traefik:v3 ...).
+# "upstream": the public images (wordpress:*-fpm, nginx, redis, mariadb, traefik:v3 ...);
+# "registry": the local images by digest from FARM_IMAGE_MANIFEST_FILE (settings_nodes.py).
 FARM_IMAGES = env_choice(
-    "FARM_IMAGES", "upstream" if PRODUCTION else "local", ("local", "upstream")
+    "FARM_IMAGES", "upstream" if PRODUCTION else "local", ("local", "upstream", "registry")
 )
 FARM_IMAGE_OVERRIDES: dict[str, str] = env_json_dict("FARM_IMAGE_OVERRIDES")
 FARM_IMAGE_CACHE_DIR = env_path("FARM_IMAGE_CACHE_DIR", VAR_DIR / "cache" / "images", base=BASE_DIR)

@@ -8,11 +8,23 @@ local multi-node farm of engine containers (`manage.py farm_up --nodes N`).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from django.core.exceptions import ImproperlyConfigured
 
-from farm.env import env_choice, env_docker_hosts
+from farm.env import env_choice, env_docker_hosts, env_path, env_str
 
-__all__ = ["FARM_DOCKER_HOSTS", "FARM_OVERLAY_ENCRYPTION", "FARM_PROCESS_ROLE"]
+__all__ = [
+    "FARM_DOCKER_HOSTS",
+    "FARM_IMAGE_MANIFEST_FILE",
+    "FARM_OVERLAY_ENCRYPTION",
+    "FARM_PROCESS_ROLE",
+    "FARM_REGISTRY",
+]
+
+_BASE_DIR = Path(__file__).resolve().parent.parent
+_VAR_DIR = env_path("FARM_VAR_DIR", _BASE_DIR / "var", base=_BASE_DIR)
 
 _PRODUCTION = env_choice("FARM_ENV", "development", ("development", "test", "production")) == (
     "production"
@@ -31,3 +43,19 @@ if _PRODUCTION and FARM_OVERLAY_ENCRYPTION == "off":
     )
 # web: serves pages, has no Docker socket (asking Docker is an error); worker; all.
 FARM_PROCESS_ROLE = env_choice("FARM_PROCESS_ROLE", "all", ("web", "worker", "all"))
+
+# The private registry the images are pushed to and pulled from, as image names carry it
+# (host:port, no scheme). 127.0.0.1:5000 is farm_registry's host port on every node, and
+# Docker trusts a loopback registry over plain HTTP (docs/plans/multi-node.md, D3).
+FARM_REGISTRY = env_str("FARM_REGISTRY", "127.0.0.1:5000").strip()
+if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?", FARM_REGISTRY):
+    raise ImproperlyConfigured(
+        f"FARM_REGISTRY={FARM_REGISTRY!r} is not a registry address (host or host:port, "
+        "no scheme, e.g. 127.0.0.1:5000)."
+    )
+# With FARM_IMAGES=registry, the only source of the image map: role -> image by digest,
+# written by nodes.images.write_manifest after the push (a Swarm config in the panel's
+# containers).
+FARM_IMAGE_MANIFEST_FILE = env_path(
+    "FARM_IMAGE_MANIFEST_FILE", _VAR_DIR / "farm-nodes" / "images.json", base=_BASE_DIR
+)

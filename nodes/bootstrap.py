@@ -153,7 +153,7 @@ def label_nodes(cli: docker.DockerClient, report: Report) -> None:
 
 def ensure_images(cli: docker.DockerClient, progress: Progress, report: Report) -> None:
     if settings.FARM_IMAGES != "local":
-        report.same("images (upstream; pulled by the engine)")
+        report.same(f"images ({settings.FARM_IMAGES}; pulled by the engine)")
         return
     started = time.monotonic()
     result = build_images(cli, cache_dir=settings.FARM_IMAGE_CACHE_DIR, progress=progress)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from nodes import routes
-from nodes.images import image_for
+from nodes.images import image_for, recipes
 from nodes.overlay import overlay_encrypted
 from nodes.platform_config import (
     MONITORING_WEB_FILE,
@@ -57,6 +57,13 @@ VOLUMES = (PROMETHEUS_VOLUME, ALERTMANAGER_VOLUME, ROUTES_VOLUME)  # farm_down r
 # A platform health check runs at most this often (the sites' services have none).
 HEALTH_INTERVAL_S = 30
 ROLE_LABELS = ("edge", "worker", "db")
+# The multi-node farm's private registry (docs/plans/multi-node.md, D3): every node's
+# engine pulls from 127.0.0.1:5000, its own node's task, so it runs everywhere.
+REGISTRY_PORT = 5000
+# On each node: a bind of one host volume shared by every node, so a blob pushed through
+# one task is there for all (content-addressed: concurrent writers agree).
+REGISTRY_STORAGE_DIR = "/srv/farm-registry"
+REGISTRY_DATA_PATH = "/var/lib/docker-registry"  # the farm/registry image's storage
 
 
 def role_label(role: str) -> str:
@@ -345,3 +352,34 @@ def service_defs(secret_values: dict[str, str]) -> list[ServiceDef]:
         health=_listening(9093),
     )
     return [mariadb, redis, routes_redis, traefik, prometheus, blackbox, alertmanager]
+
+
+def registry_def(image: str | None = None) -> ServiceDef:
+    """``farm_registry``: the private registry, one task on every node (global) with its
+    port published in host mode, so 127.0.0.1:5000 on any node is that node's own task
+    (no routing mesh here). Deployed by the multi-node farm only, never by the
+    single-node ``farm_up`` (not in ``service_defs``).
+
+    ``image`` defaults to the local ``farm/registry:<hash>`` tag: the registry's own
+    image cannot come from the registry, so it is side-loaded into each node's engine.
+    """
+    return ServiceDef(
+        name=_svc("registry"),
+        image=image or recipes()["registry"].content_tag(),
+        stack=STACK,
+        ports=[Port(REGISTRY_PORT, REGISTRY_PORT)],
+        mounts=[Mount(REGISTRY_STORAGE_DIR, REGISTRY_DATA_PATH, "bind")],
+        global_mode=True,
+        cpu_limit=0.5,
+        mem_limit_mb=256,
+        mem_reservation_mb=32,
+        # GET /v2/ is 200 without credentials once the registry serves (exec form, no shell).
+        health=_health(
+            "busybox",
+            "wget",
+            "-q",
+            "-O-",
+            f"http://127.0.0.1:{REGISTRY_PORT}/v2/",
+            start_period_s=10,
+        ),
+    )

@@ -6,6 +6,10 @@
 - ``build.py``: ``build_images()``, which builds the local images that are missing
   (its docstring holds each image's contract), and ``local_image_map()``, their
   content tags, computed without Docker.
+- ``distribute.py``: getting the images onto every node of a multi-node farm:
+  ``push_images`` to the private registry by digest, ``write_manifest`` /
+  ``read_manifest`` (the image map of ``FARM_IMAGES=registry``), ``side_load`` from
+  engine to engine, ``pre_pull``.
 - ``builder/``: how one image is built (recipes and their hashes, debootstrap and
   chroot, the build schedule) and the ``<role>/`` build contexts; see its README.
 
@@ -27,11 +31,20 @@ from nodes.images.build import (
     local_image_map,
     recipes,
 )
+from nodes.images.distribute import (
+    ImageDistributionError,
+    pre_pull,
+    push_images,
+    read_manifest,
+    side_load,
+    write_manifest,
+)
 from nodes.images.mapping import (
     UPSTREAM_IMAGES,
     SiteRuntime,
     image_for,
     image_map,
+    registry_image_map,
     site_runtime,
     site_runtimes,
 )
@@ -42,6 +55,7 @@ __all__ = [
     "UPSTREAM_IMAGES",
     "BuildReport",
     "ImageBuildError",
+    "ImageDistributionError",
     "ImageOutcome",
     "ImageRecipe",
     "SiteRuntime",
@@ -50,7 +64,13 @@ __all__ = [
     "image_for",
     "image_map",
     "local_image_map",
+    "pre_pull",
+    "push_images",
+    "read_manifest",
     "recipes",
+    "registry_image_map",
+    "side_load",
     "site_runtime",
     "site_runtimes",
+    "write_manifest",
 ]

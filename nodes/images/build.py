@@ -90,6 +90,14 @@ alertmanager
 
 Built only when asked for (EXTRA_ROLES, e.g. ``roles=["node"]``):
 
+registry
+    Debian's docker-registry 2.8 (the Distribution registry) and busybox.
+    ENTRYPOINT ``/usr/bin/docker-registry``, CMD ``serve
+    /etc/docker/registry/config.yml``: plain HTTP on :5000, filesystem storage
+    in /var/lib/docker-registry (bind a host directory there), no auth, no
+    deletes, access log off. Runs as root (the storage's owner is the host's
+    choice). HEALTHCHECK: busybox wget ``/v2/``.
+
 node
     One node of the local multi-node farm: Debian's docker.io 20.10 (dockerd,
     containerd, runc), GlusterFS 10 server and client, iptables, iproute2,
@@ -152,7 +160,7 @@ ROLES: tuple[str, ...] = (
     "alertmanager",
 )
 # Built only when named in ``roles``: never part of the default build or the image map.
-EXTRA_ROLES: tuple[str, ...] = ("node",)
+EXTRA_ROLES: tuple[str, ...] = ("registry", "node")
 ALL_ROLES = ROLES + EXTRA_ROLES
 
 Progress = Callable[[str], None]

@@ -2,8 +2,11 @@
 
 ``FARM_IMAGES=local`` (the default outside production) uses the images
 ``manage.py build_images`` makes from Debian packages, tagged by content;
-``upstream`` uses the public images. ``FARM_IMAGE_OVERRIDES`` (JSON, role ->
-image) pins any single one, e.g. a registry mirror in production.
+``upstream`` uses the public images; ``registry`` (the multi-node farm) uses our
+builds by digest from the private registry, reading only FARM_IMAGE_MANIFEST_FILE
+(no apt sources, no Docker: it works inside the panel's own containers).
+``FARM_IMAGE_OVERRIDES`` (JSON, role -> image) pins any single one, e.g. a registry
+mirror in production.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from nodes.images.build import local_image_map
+from nodes.images.build import ROLES, local_image_map
+from nodes.images.distribute import ImageDistributionError, read_manifest
 
 UPSTREAM_IMAGES: dict[str, str] = {
     "wordpress": "wordpress:6.8-php8.2-fpm",
@@ -28,8 +32,27 @@ UPSTREAM_IMAGES: dict[str, str] = {
 
 
 def image_map() -> dict[str, str]:
-    images = dict(local_image_map() if settings.FARM_IMAGES == "local" else UPSTREAM_IMAGES)
+    if settings.FARM_IMAGES == "registry":
+        images = registry_image_map()
+    elif settings.FARM_IMAGES == "local":
+        images = local_image_map()
+    else:
+        images = dict(UPSTREAM_IMAGES)
     images.update(settings.FARM_IMAGE_OVERRIDES)
+    return images
+
+
+def registry_image_map() -> dict[str, str]:
+    """FARM_IMAGES=registry: role -> ``<registry>/farm/<role>@sha256:…`` from the manifest
+    file alone; every role of ROLES must be in it."""
+    path = settings.FARM_IMAGE_MANIFEST_FILE
+    images = read_manifest(path)
+    missing = [role for role in ROLES if role not in images]
+    if missing:
+        raise ImageDistributionError(
+            f"The image manifest {path} has no image for {', '.join(missing)}: push every "
+            "role's image again (farm_up --nodes pushes and rewrites it)."
+        )
     return images
 
 
@@ -82,7 +105,9 @@ _RUNTIMES = {
 
 
 def site_runtimes() -> dict[str, SiteRuntime]:
-    return {r.key: r for r in _RUNTIMES[settings.FARM_IMAGES]}
+    # The registry's images are the local builds, pushed: the same runtimes.
+    family = "local" if settings.FARM_IMAGES == "registry" else settings.FARM_IMAGES
+    return {r.key: r for r in _RUNTIMES[family]}
 
 
 def site_runtime(key: str) -> SiteRuntime:

@@ -1,7 +1,8 @@
 """A stand-in for a Docker Engine's API on a unix socket, as dockerd serves it: the real
 docker SDK client talks to it over real HTTP. It answers what the SDK asks when a client
-is made and probed (``GET /version``, ``/_ping``, ``/info``) and the network calls
-(``GET /networks``, ``GET /networks/<id>``, ``POST /networks/create``), with the JSON
+is made and probed (``GET /version``, ``/_ping``, ``/info``), the network calls
+(``GET /networks``, ``GET /networks/<id>``, ``POST /networks/create``) and the image calls
+of tests/fakes/docker_images.py (inspect, tag, push, save, load, pull), with the JSON
 shapes of Engine API 1.41 (Docker 20.10). Anything else is the Engine's 404.
 
     with running_fake_engines(["one", "two"]) as (one, two):
@@ -26,7 +27,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.docker_images import ImageStore
+from tests.fakes.docker_images import route as route_images
 
 API_VERSION = "1.41"
 ENGINE_VERSION = "20.10.24+dfsg1"
@@ -41,6 +45,7 @@ class FakeEngine:
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     created: list[dict[str, Any]] = field(default_factory=list)  # POST /networks/create bodies
+    images: ImageStore = field(default_factory=ImageStore)
     _server: _Server | None = None
     _thread: threading.Thread | None = None
 
@@ -137,8 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str) -> None:
         url = urlsplit(self.path)
-        self.engine.requests.append((method, url.path))
-        path = url.path.removeprefix(f"/v{API_VERSION}")
+        self.engine.requests.append((method, unquote(url.path)))
+        path = unquote(url.path).removeprefix(f"/v{API_VERSION}")
         query = parse_qs(url.query)
         if method == "GET" and path == "/_ping":
             self._answer(200, b"OK", "text/plain; charset=utf-8")
@@ -156,6 +161,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, net)
         elif method == "POST" and path == "/networks/create":
             self._create_network()
+        elif path.startswith("/images/"):
+            route_images(self, method, path, query)
         else:
             self._json(404, {"message": "page not found"})
 

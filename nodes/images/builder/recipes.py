@@ -291,9 +291,23 @@ NODE_PACKAGES = (
 )
 
 
+# The multi-node farm's private registry (plan D3); busybox for its health check.
+REGISTRY_PACKAGES = ("docker-registry", "busybox")
+REGISTRY_STORAGE = "/var/lib/docker-registry"
+
+
 def make_extra_recipes(suite: str) -> dict[str, ImageRecipe]:
-    """The recipes built only on request (``build_images(roles=[...])``), never by default."""
+    """The recipes built only on request (``build_images(roles=[...])``), never by default,
+    in EXTRA_ROLES order."""
     base_digest = base_recipe(suite).digest()
+    registry = ImageRecipe(
+        role="registry",
+        packages=REGISTRY_PACKAGES,
+        files=read_context_files(IMAGEBUILD_DIR / "registry"),
+        suite=suite,
+        base_digest=base_digest,
+        post_install=(("install", "-d", "-m", "0755", REGISTRY_STORAGE),),
+    )
     node = ImageRecipe(
         role="node",
         packages=NODE_PACKAGES,
@@ -305,7 +319,7 @@ def make_extra_recipes(suite: str) -> dict[str, ImageRecipe]:
             ("install", "-d", "-m", "0700", "/farm-api"),
         ),
     )
-    return {node.role: node}
+    return {registry.role: registry, node.role: node}
 
 
 def base_recipe(suite: str) -> BaseRecipe:
