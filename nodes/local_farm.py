@@ -25,7 +25,6 @@ MariaDB datadir or a site directory with it.
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +37,8 @@ import docker
 from django.conf import settings
 from django.test.utils import override_settings
 
-from nodes import gluster, images
-from nodes.local_nodes import LocalNodeError, engines, ipsec
+from nodes import images
+from nodes.local_nodes import LocalNodeError, engines, ipsec, shared_files
 from nodes.local_nodes import swarm as node_swarm
 from nodes.local_nodes.plan import NODE_LABEL, NodeSpec, plan_roles, subnet
 from nodes.swarm_client import reset_client_cache
@@ -48,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-MOUNT_RECORD = "/srv/gluster/farm-mount.env"
 ENGINE_READY_S = 60.0
 
 
@@ -145,123 +143,6 @@ class NodesReport:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def _exec_in(host: docker.DockerClient, node: str) -> gluster.ExecFn:
-    container = host.containers.get(node)
-
-    def run(argv: Sequence[str]) -> tuple[int | None, bytes | str]:
-        result = container.exec_run(list(argv))
-        output = result.output
-        return result.exit_code, output if isinstance(output, bytes) else b""
-
-    return run
-
-
-def ensure_gluster(
-    host: docker.DockerClient, specs: Sequence[NodeSpec], sites_root: str, progress: Progress
-) -> list[str]:
-    """Peers, the farm-sites volume and its mount on every node and on the host."""
-    changes: list[str] = []
-    if len(specs) < 2:
-        progress("one node: the site files stay a local directory")
-        return changes
-    first = _exec_in(host, specs[0].name)
-    peers = {
-        p.hostname for p in gluster.parse_peer_status(gluster.run_in(first, gluster.peer_status()))
-    }
-    for spec in specs[1:]:
-        if spec.address not in peers:
-            _retry(first, gluster.peer_probe(spec.address))
-            changes.append(f"gluster peer {spec.name}")
-    data = specs[: min(3, len(specs))]
-    for spec in data:
-        _exec_in(host, spec.name)(["mkdir", "-p", gluster.BRICK_DIR, gluster.ARBITER_DIR])
-    info = _volume(first)
-    if info is None:
-        bricks = gluster.plan_bricks([s.address for s in data])
-        _retry(first, gluster.volume_create(gluster.VOLUME, bricks))
-        warning = gluster.replica_warning(bricks)
-        if warning:
-            progress(f"warning: {warning}")
-        for argv in gluster.default_options(gluster.VOLUME):
-            gluster.run_in(first, argv)
-        changes.append(f"gluster volume {gluster.VOLUME} ({', '.join(bricks)})")
-        info = _volume(first)
-    if info is not None and not info.started:
-        _retry(first, gluster.volume_start(gluster.VOLUME))
-        changes.append(f"started gluster volume {gluster.VOLUME}")
-    server, backups = data[0].address, [s.address for s in data[1:]]
-    record = (
-        f"FARM_NODE_GLUSTER_VOLUME={server}:/{gluster.VOLUME}\n"
-        f"FARM_NODE_GLUSTER_BACKUP_SERVERS={':'.join(backups)}\n"
-        f"FARM_NODE_GLUSTER_MOUNT={sites_root}\n"
-    )
-    argv = gluster.mount_argv(server, gluster.VOLUME, sites_root, backups)
-    for spec in specs:
-        run = _exec_in(host, spec.name)
-        run(["sh", "-c", f"cat > {MOUNT_RECORD} <<'EOF'\n{record}EOF"])
-        if not _mounted(run, sites_root):
-            run(["mkdir", "-p", sites_root])
-            gluster.run_in(run, argv)
-            changes.append(f"{spec.name}: mounted {gluster.VOLUME} at {sites_root}")
-    if not _mounted(_host_run, sites_root):
-        Path(sites_root).mkdir(parents=True, exist_ok=True)
-        gluster.run_in(_host_run, argv)
-        changes.append(f"host: mounted {gluster.VOLUME} at {sites_root}")
-    return changes
-
-
-def farm_mounts(mounts: str) -> list[str]:
-    """The host's FUSE mounts of a local farm's Gluster volume (from /proc/self/mounts
-    text): this checkout's and any other's, whose servers go when the nodes do."""
-    ours = {str(a) for a in subnet().hosts()}
-    targets = []
-    for line in mounts.splitlines():
-        fields = line.split()
-        if len(fields) < 3 or not fields[2].startswith("fuse.glusterfs"):
-            continue
-        server, _, volume = fields[0].partition(":")
-        if server in ours and volume == f"/{gluster.VOLUME}":
-            targets.append(fields[1].replace("\\040", " "))
-    return targets
-
-
-def _host_run(argv: Sequence[str]) -> tuple[int | None, bytes | str]:
-    done = subprocess.run(list(argv), capture_output=True, timeout=120, check=False)
-    return done.returncode, done.stdout + done.stderr
-
-
-def _mounted(run: gluster.ExecFn, path: str) -> bool:
-    _code, output = run(["cat", "/proc/self/mounts"])
-    text = _text(output)
-    return any(line.split()[1:2] == [path] for line in text.splitlines() if line.strip())
-
-
-def _volume(run: gluster.ExecFn) -> gluster.VolumeInfo | None:
-    code, output = run(list(gluster.volume_info(gluster.VOLUME)))
-    if code != 0:
-        return None
-    found = gluster.parse_volume_info(_text(output))
-    return found[0] if found else None
-
-
-def _text(output: bytes | str) -> str:
-    return output.decode(errors="replace") if isinstance(output, bytes) else output
-
-
-def _retry(
-    run: gluster.ExecFn, argv: Sequence[str], *, attempts: int = 10, delay_s: float = 1.0
-) -> str:
-    """gluster.run_in, again while gluster says it is busy or a peer is still coming up."""
-    for attempt in range(attempts):
-        try:
-            return gluster.run_in(run, argv)
-        except gluster.GlusterError as exc:
-            if not exc.retryable or attempt == attempts - 1:
-                raise
-            time.sleep(delay_s)
-    raise AssertionError("unreachable")
-
-
 # Which images a node can be asked to run, by its farm roles: Traefik on the edge; the
 # singletons (pinned to the db node, nodes/platform.py) there; the sites on workers.
 IMAGES_BY_ROLE: dict[str, tuple[str, ...]] = {
@@ -336,10 +217,19 @@ def up(
     step = time.monotonic()
     targets, datadir = str(paths["FARM_PROMETHEUS_TARGETS_DIR"]), str(paths["FARM_MARIADB_DATA"])
     binds = {targets: {"bind": targets, "mode": "ro"}}
+    wanted = {}
     for spec in report.specs:
         extra = dict(binds)
         if "db" in spec.roles:
             extra[datadir] = {"bind": datadir, "mode": "rw"}
+        wanted[spec.name] = extra
+    if any(_binds_differ(host, name, extra) for name, extra in wanted.items()):
+        # Engines made for another FARM_VAR_DIR: they cannot be given new mounts, so the
+        # farm starts over on the kept volumes (same images, same Gluster peers and bricks).
+        progress("the nodes' bind mounts are another var dir's: making the nodes again")
+        report.changes += down(progress=progress)
+    for spec in report.specs:
+        extra = wanted[spec.name]
         engines.start_engine(
             host,
             spec,
@@ -364,7 +254,9 @@ def up(
     report.timings["swarm"] = time.monotonic() - step
 
     step = time.monotonic()
-    report.changes += ensure_gluster(host, report.specs, str(paths["FARM_SITES_ROOT"]), progress)
+    report.changes += shared_files.ensure_gluster(
+        host, report.specs, str(paths["FARM_SITES_ROOT"]), progress
+    )
     report.timings["gluster"] = time.monotonic() - step
 
     step = time.monotonic()
@@ -393,13 +285,24 @@ def up(
     return report
 
 
+def _binds_differ(host: docker.DockerClient, node: str, extra: Mapping[str, Any]) -> bool:
+    """Whether ``node``'s container exists without the host directories ``extra`` names."""
+    container = engines.find_engine(host, node)
+    if container is None:
+        return False
+    mounted = {
+        m.get("Source") for m in container.attrs.get("Mounts") or [] if m.get("Type") == "bind"
+    }
+    return not set(extra) <= mounted
+
+
 def down(*, purge: bool = False, progress: Progress = print) -> list[str]:
     """Remove the node containers and the nodes' bridge; the host's Gluster mount is
     unmounted lazily first (R11: a mount whose servers are gone hangs every stat).
     The nodes' volumes (engine data, bricks) are kept unless ``purge``."""
     changes = []
-    for target in farm_mounts(Path("/proc/self/mounts").read_text()):
-        _host_run(["umount", "-l", target])
+    for target in shared_files.farm_mounts(Path("/proc/self/mounts").read_text()):
+        shared_files.host_run(["umount", "-l", target])
         changes.append(f"host: unmounted {target}")
     host = engines.host_engine(timeout=300)
     with engines.engine_errors("Listing the local farm's nodes"):

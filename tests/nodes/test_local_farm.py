@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from nodes import local_farm
+from nodes.local_nodes import shared_files
 from nodes.local_nodes.plan import plan_roles
 
 TAGS = {
@@ -87,7 +88,7 @@ def test_farm_down_finds_every_checkouts_gluster_mount_and_nothing_else() -> Non
         "10.213.0.11:/other /mnt/other fuse.glusterfs rw 0 0\n"
         "overlay / overlay rw 0 0\n"
     )
-    assert local_farm.farm_mounts(mounts) == [
+    assert shared_files.farm_mounts(mounts) == [
         "/work/main/var/test/farm-nodes/sites",
         "/tmp/ci-A/var/test/farm-nodes/sites",
     ]
