@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from farm.env import env_choice, env_docker_hosts
+from farm.env import env_choice, env_docker_hosts, env_float, env_int
 
-__all__ = ["FARM_DOCKER_HOSTS", "FARM_OVERLAY_ENCRYPTION", "FARM_PROCESS_ROLE"]
+__all__ = [
+    "FARM_DOCKER_HOSTS",
+    "FARM_NODE_MOVE_TIMEOUT",
+    "FARM_NODE_WATCH_INTERVAL",
+    "FARM_OUTAGE_PROBE_EVERY",
+    "FARM_OUTAGE_TIMEOUT",
+    "FARM_OVERLAY_ENCRYPTION",
+    "FARM_PROCESS_ROLE",
+]
 
 _PRODUCTION = env_choice("FARM_ENV", "development", ("development", "test", "production")) == (
     "production"
@@ -31,3 +39,12 @@ if _PRODUCTION and FARM_OVERLAY_ENCRYPTION == "off":
     )
 # web: serves pages, has no Docker socket (asking Docker is an error); worker; all.
 FARM_PROCESS_ROLE = env_choice("FARM_PROCESS_ROLE", "all", ("web", "worker", "all"))
+
+# The node watcher (`manage.py watch_nodes`, C12) asks the Swarm for its nodes this often.
+FARM_NODE_WATCH_INTERVAL = env_float("FARM_NODE_WATCH_INTERVAL", 5.0, minimum=0.5)
+# A drain waits this long for the node's tasks to run elsewhere, and a drain or a failover
+# this long for its sites to answer again through the edge, asked every
+# FARM_OUTAGE_PROBE_EVERY seconds.
+FARM_NODE_MOVE_TIMEOUT = env_int("FARM_NODE_MOVE_TIMEOUT", 180, minimum=1)
+FARM_OUTAGE_TIMEOUT = env_int("FARM_OUTAGE_TIMEOUT", 180, minimum=1)
+FARM_OUTAGE_PROBE_EVERY = env_float("FARM_OUTAGE_PROBE_EVERY", 0.5, minimum=0.05)
