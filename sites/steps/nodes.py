@@ -113,6 +113,10 @@ class WaitSitesAnswer(Step):
                 if self.cause == OutageCause.NODE_DOWN and probe.answered_at is not None:
                     rto = max(probe.answered_at - started, 0.0)
                 to = ", ".join(moved.get(str(site["id"]), [])) or "another node"
+                # A failed node's outage began when Swarm marked it down; a drain's at
+                # the first GET that failed (or the drain, if none did).
+                down = self.cause == OutageCause.NODE_DOWN
+                began = started if down else (probe.first_failed_at or started)
                 SiteOutage.objects.update_or_create(
                     operation_id=ctx.operation.pk,
                     site_id=site["id"],
@@ -120,7 +124,7 @@ class WaitSitesAnswer(Step):
                         "node": node,
                         "cause": self.cause,
                         "moved_to": to[:255],
-                        "started_at": _at(probe.first_failed_at or started),
+                        "started_at": _at(began),
                         "answered_at": None
                         if probe.answered_at is None
                         else _at(probe.answered_at),

@@ -242,7 +242,8 @@ def test_a_failover_raises_node_down_and_records_each_sites_rto(farm):
     farm.swarm.set_state(farm.ids["farm-node-2"], "down")  # its task is still listed
     sync_nodes()
     node = farm.node("farm-node-2")
-    operation = start("node.failover", node, down_at=time.time() - 5)
+    down_at = time.time() - 5
+    operation = start("node.failover", node, down_at=down_at)
 
     assert run_operation(operation.pk) == OperationStatus.SUCCEEDED, Operation.objects.get().error
 
@@ -256,6 +257,7 @@ def test_a_failover_raises_node_down_and_records_each_sites_rto(farm):
     outage = SiteOutage.objects.get()
     assert outage.cause == "node_down" and outage.node == node
     assert outage.rto_s is not None and 5 <= outage.rto_s < 8
+    assert outage.started_at.timestamp() == pytest.approx(down_at, abs=0.01), "Swarm's down time"
     assert "RTO" in log_of(operation, "wait-sites-answer")
 
 
