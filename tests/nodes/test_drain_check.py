@@ -69,7 +69,7 @@ def test_constraints_match_as_swarm_matches_them(constraint, expected):
 
 
 def test_an_unreadable_constraint_is_an_error_not_a_guess():
-    with pytest.raises(SwarmError, match="Unknown placement constraint attribute 'node.color'"):
+    with pytest.raises(SwarmError, match=r"Unknown placement constraint attribute 'node\.color'"):
         matches("node.color == red", node("n"))
     with pytest.raises(SwarmError, match="Cannot read the placement constraint"):
         matches("node.role ~ manager", node("n"))
