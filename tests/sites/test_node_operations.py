@@ -124,8 +124,10 @@ def test_a_drain_moves_the_sites_and_records_how_long_each_was_unreachable(farm)
     farm.swarm.moved_state = "starting"
     farm.edge.route(farm.site.domain, "/", 502, "Bad Gateway")  # its task is moving
 
-    def started() -> None:  # 0.4 s later the new task runs and the site answers
-        time.sleep(0.4)
+    def started() -> None:  # after 3 failed GETs the new task runs and the site answers
+        deadline = time.monotonic() + 10
+        while len(farm.edge.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         farm.swarm.start_tasks()
         farm.edge.route(farm.site.domain, "/", 200, "hello")
 
@@ -145,7 +147,8 @@ def test_a_drain_moves_the_sites_and_records_how_long_each_was_unreachable(farm)
         "drain",
     )
     assert outage.operation_id == operation.pk and outage.moved_to == "farm-node-3"
-    assert outage.unreachable_s is not None and 0.3 < outage.unreachable_s < 3
+    # 3 failed GETs, FARM_OUTAGE_PROBE_EVERY (0.05 s) apart, then the answer
+    assert outage.unreachable_s is not None and 0.1 <= outage.unreachable_s < 3
     assert outage.rto_s is None and outage.answered_at is not None
     line = log_of(operation, "wait-sites-answer")
     assert re.search(rf"wp-{farm.site.pk} farm-node-2 → farm-node-3, unreachable \d+\.\d s", line)

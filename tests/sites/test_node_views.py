@@ -27,7 +27,8 @@ def node() -> Node:
 
 
 def test_an_operator_drains_a_node_and_follows_the_operation(operator, node):
-    response = client_for(operator).post(reverse("node_drain", args=[node.pk]))
+    client = client_for(operator)
+    response = client.post(reverse("node_drain", args=[node.pk]))
 
     operation = Operation.objects.get()
     assert response.status_code == 302
@@ -39,6 +40,8 @@ def test_an_operator_drains_a_node_and_follows_the_operation(operator, node):
     )
     assert operation.actor == operator and operation.tenant is None
     assert AuditEvent.objects.filter(action="node.drain", target_id=str(node.pk)).exists()
+    page = client.get(response["Location"]).content.decode()
+    assert "farm-node-2" in page and "Set the node&#x27;s availability to drain" in page
 
 
 def test_a_second_change_while_one_is_unfinished_is_refused_with_words(operator, node):
