@@ -22,6 +22,11 @@ PERIODIC_TASKS: list[Periodic] = [
     Periodic("sites: record the services' states", "sites.tasks.record_service_states", 1),
     Periodic("sites: run WordPress cron", "sites.tasks.run_wordpress_cron", 5),
     Periodic("monitoring: pull firing alerts from Alertmanager", "monitoring.tasks.sync_alerts", 1),
+    Periodic(
+        "monitoring: resolve NodeDown for nodes ready again",
+        "monitoring.tasks.resolve_node_down_alerts",
+        1,
+    ),
     Periodic("backups: claim what is due", "sites.tasks.backup_tick", 1),
     Periodic("backups: RPO check and alerts", "sites.tasks.check_rpo", 10),
     Periodic(

@@ -13,11 +13,15 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from farm.env import env_choice, env_docker_hosts, env_path, env_str
+from farm.env import env_choice, env_docker_hosts, env_float, env_int, env_path, env_str
 
 __all__ = [
     "FARM_DOCKER_HOSTS",
     "FARM_IMAGE_MANIFEST_FILE",
+    "FARM_NODE_MOVE_TIMEOUT",
+    "FARM_NODE_WATCH_INTERVAL",
+    "FARM_OUTAGE_PROBE_EVERY",
+    "FARM_OUTAGE_TIMEOUT",
     "FARM_OVERLAY_ENCRYPTION",
     "FARM_PROCESS_ROLE",
     "FARM_REGISTRY",
@@ -59,3 +63,11 @@ if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
 FARM_IMAGE_MANIFEST_FILE = env_path(
     "FARM_IMAGE_MANIFEST_FILE", _VAR_DIR / "farm-nodes" / "images.json", base=_BASE_DIR
 )
+# The node watcher (`manage.py watch_nodes`, C12) asks the Swarm for its nodes this often.
+FARM_NODE_WATCH_INTERVAL = env_float("FARM_NODE_WATCH_INTERVAL", 5.0, minimum=0.5)
+# A drain waits this long for the node's tasks to run elsewhere, and a drain or a failover
+# this long for its sites to answer again through the edge, asked every
+# FARM_OUTAGE_PROBE_EVERY seconds.
+FARM_NODE_MOVE_TIMEOUT = env_int("FARM_NODE_MOVE_TIMEOUT", 180, minimum=1)
+FARM_OUTAGE_TIMEOUT = env_int("FARM_OUTAGE_TIMEOUT", 180, minimum=1)
+FARM_OUTAGE_PROBE_EVERY = env_float("FARM_OUTAGE_PROBE_EVERY", 0.5, minimum=0.05)

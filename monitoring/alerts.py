@@ -23,6 +23,7 @@ def raise_alert(
     description: str = "",
     site_id: int | None = None,
     tenant_id: int | None = None,
+    node_id: int | None = None,
     source: str = "panel",
     labels: dict[str, str] | None = None,
 ) -> Alert:
@@ -42,6 +43,7 @@ def raise_alert(
         alert.source = source
         alert.site_id = site_id
         alert.tenant_id = tenant_id
+        alert.node_id = node_id
         alert.labels = labels or {}
         alert.last_seen_at = now
         alert.save()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from monitoring.alertmanager import AlertmanagerUnreachable, sync_from_alertmanager
 from monitoring.alerts import raise_alert, resolve_alert
+from monitoring.node_alerts import resolve_recovered_nodes
 
 UNREACHABLE = "panel:alertmanager-unreachable"
 
@@ -23,3 +24,9 @@ def sync_alerts() -> str:
         return str(exc)
     resolve_alert(UNREACHABLE)
     return f"{applied} firing, {resolved} resolved"
+
+
+def resolve_node_down_alerts() -> str:
+    """Every minute: a NodeDown alert ends once its node is ready again (the watcher
+    resolves it at once; this is the backstop when the watcher was not running)."""
+    return f"{resolve_recovered_nodes()} NodeDown resolved"

@@ -93,6 +93,18 @@ class Node(models.Model):
     def is_schedulable(self) -> bool:
         return self.status == NodeStatus.READY and self.availability == NodeAvailability.ACTIVE
 
+    def can_drain(self) -> bool:
+        return self.status == NodeStatus.READY and self.availability != NodeAvailability.DRAIN
+
+    def can_activate(self) -> bool:
+        return self.status != NodeStatus.GONE and self.availability != NodeAvailability.ACTIVE
+
+    def can_remove(self) -> bool:
+        """Drained, or down (whether it is idle and the quorum holds, node.remove checks)."""
+        return self.status == NodeStatus.DOWN or (
+            self.status != NodeStatus.GONE and self.availability == NodeAvailability.DRAIN
+        )
+
 
 class EngineStatus(models.Model):
     """What the workers last found when they asked the Swarm (one row).

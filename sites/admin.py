@@ -6,7 +6,7 @@ from django.http import HttpRequest
 
 from farm.admin_audit import AuditedAdmin
 from nodes.images import site_runtimes
-from sites.models import ReconcileReport, Site, StackState
+from sites.models import ReconcileReport, Site, SiteOutage, StackState
 
 
 class RuntimeFilter(admin.SimpleListFilter):
@@ -67,6 +67,30 @@ class StackStateAdmin(AuditedAdmin[StackState]):
     list_display = ["site", "seen_at", "checked_at", "error"]
     list_select_related = ["site"]
     readonly_fields = ["site", "services", "seen_at", "checked_at", "error"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+
+@admin.register(SiteOutage)
+class SiteOutageAdmin(AuditedAdmin[SiteOutage]):
+    """How long each site was unreachable while its node was drained or down (read-only:
+    the node operations write these)."""
+
+    list_display = ["site", "cause", "node", "moved_to", "started_at", "unreachable_s", "rto_s"]
+    list_filter = ["cause"]
+    list_select_related = ["site", "node"]
+    readonly_fields = [
+        "site",
+        "node",
+        "cause",
+        "operation",
+        "moved_to",
+        "started_at",
+        "answered_at",
+        "unreachable_s",
+        "rto_s",
+    ]
 
     def has_add_permission(self, request: object) -> bool:
         return False

@@ -236,3 +236,44 @@ class StackState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.site_id}: {len(self.services)} services, seen {self.seen_at}"
+
+
+class OutageCause(models.TextChoices):
+    DRAIN = "drain", "Node drained"
+    NODE_DOWN = "node_down", "Node down"
+
+
+class SiteOutage(models.Model):
+    """How long a site was unreachable through the edge while its tasks left a node
+    (drained by an operator, or down): one row per site and operation, written by
+    the operation's WaitSitesAnswer step from what ``nodes.edge.OutageProbe`` saw."""
+
+    Cause = OutageCause
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="outages")
+    node = models.ForeignKey(
+        "nodes.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="outages"
+    )
+    cause = models.CharField(max_length=10, choices=OutageCause.choices)
+    operation = models.ForeignKey(
+        "farm.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Where the site's tasks run now (hostnames, comma separated), as the step found it.
+    moved_to = models.CharField(max_length=255, blank=True)
+    # Drain: when the node was set to drain; node down: when Swarm marked it down.
+    started_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    # What the probe saw fail, from its first failed GET to the answer that ended it
+    # (0 when every GET answered).
+    unreachable_s = models.FloatField(null=True, blank=True)
+    # Node down only: from Swarm's down time (the node's UpdatedAt) to the answer.
+    rto_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["operation", "site"], name="one_outage_per_operation")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site_id} {self.get_cause_display()} {self.unreachable_s} s"

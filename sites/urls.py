@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from sites.views import backups, dashboard, reconcile, restore, sites, tenants
+from sites.views import backups, dashboard, nodes, reconcile, restore, sites, tenants
 
 site_pages = [
     path("", sites.site_list, name="site_list"),
@@ -47,10 +47,20 @@ tenant_pages = [
     ),
 ]
 
+# Mounted under "nodes/", beside nodes.urls (the Nodes page): the changes that follow
+# a node's sites, and their outages.
+node_pages = [
+    path("outages/", nodes.node_outages, name="node_outages"),
+    path("<int:pk>/drain/", nodes.node_drain, name="node_drain"),
+    path("<int:pk>/activate/", nodes.node_activate, name="node_activate"),
+    path("<int:pk>/remove/", nodes.node_remove, name="node_remove"),
+]
+
 # Mounted at the root by farm/urls.py: the dashboard, /sites/…, /backups/… and /tenants/….
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("sites/", include(site_pages)),
     path("backups/", include(site_backup_pages)),
     path("tenants/", include(tenant_pages)),
+    path("nodes/", include(node_pages)),
 ]

@@ -5,6 +5,7 @@ from sites.operations.backups import BackUpSite, backup_alert_fingerprint
 from sites.operations.base import SiteKind
 from sites.operations.delete import DeleteSite
 from sites.operations.lifecycle import ResumeSite, SuspendSite
+from sites.operations.nodes import DrainNode, FailOverNode
 from sites.operations.provision import PROVISION_STEPS, ProvisionSite, RepairSite
 from sites.operations.reconcile import (
     RECONCILE_TARGET_ID,
@@ -28,6 +29,8 @@ __all__ = [
     "RECONCILE_TARGET_TYPE",
     "BackUpSite",
     "DeleteSite",
+    "DrainNode",
+    "FailOverNode",
     "ProvisionSite",
     "ReconcileSites",
     "RepairSite",

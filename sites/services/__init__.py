@@ -25,6 +25,7 @@ from sites.services.lifecycle import (
     resume_site,
     suspend_site,
 )
+from sites.services.nodes import NodeRefused, activate_node, drain_node, remove_node
 from sites.services.reconcile import running_reconcile, start_reconcile
 from sites.services.restores import run_drills, start_restore, switch_to_preview
 
@@ -33,6 +34,8 @@ __all__ = [
     "CLAIMABLE",
     "Created",
     "DomainTaken",
+    "NodeRefused",
+    "activate_node",
     "approve_site_domain",
     "back_up_now",
     "check_rpo",
@@ -40,7 +43,9 @@ __all__ = [
     "create_site",
     "decline_site_domain",
     "delete_site",
+    "drain_node",
     "live_sites",
+    "remove_node",
     "repair_site",
     "resume_site",
     "run_drills",

@@ -31,6 +31,7 @@ from sites.steps.lifecycle import (
     ScaleUp,
     set_maintenance,
 )
+from sites.steps.nodes import RaiseNodeDown, RecordSitesOnNode, WaitSitesAnswer
 from sites.steps.preview import (
     PREVIEW_PREFIX,
     PreviewSite,
@@ -92,7 +93,9 @@ __all__ = [
     "PreviewSite",
     "PurgeBackups",
     "PurgeFiles",
+    "RaiseNodeDown",
     "Reachable",
+    "RecordSitesOnNode",
     "RemoveDns",
     "RemoveMonitoring",
     "RemovePreview",
@@ -111,6 +114,7 @@ __all__ = [
     "SwarmStack",
     "Verify",
     "VerifySwitched",
+    "WaitSitesAnswer",
     "abandon_preview",
     "aside_dir",
     "back_up_config",

@@ -3,7 +3,9 @@ docker SDK client talks to it over real HTTP. It answers what the SDK asks when 
 is made and probed (``GET /version``, ``/_ping``, ``/info``), the network calls
 (``GET /networks``, ``GET /networks/<id>``, ``POST /networks/create``) and the image calls
 of tests/fakes/docker_images.py (inspect, tag, push, save, load, pull), with the JSON
-shapes of Engine API 1.41 (Docker 20.10). Anything else is the Engine's 404.
+shapes of Engine API 1.41 (Docker 20.10). A manager also answers for its swarm's nodes,
+services and tasks (``engine.swarm``, tests/fakes/docker_swarm.py). Anything else is the
+Engine's 404.
 
     with running_fake_engines(["one", "two"]) as (one, two):
         two.manager = False          # a Swarm worker: ControlAvailable false
@@ -31,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.docker_images import ImageStore
 from tests.fakes.docker_images import route as route_images
+from tests.fakes.docker_swarm import FakeSwarm
 
 API_VERSION = "1.41"
 ENGINE_VERSION = "20.10.24+dfsg1"
@@ -46,6 +49,7 @@ class FakeEngine:
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     created: list[dict[str, Any]] = field(default_factory=list)  # POST /networks/create bodies
     images: ImageStore = field(default_factory=ImageStore)
+    swarm: FakeSwarm = field(default_factory=FakeSwarm)  # shared by the engines of one swarm
     _server: _Server | None = None
     _thread: threading.Thread | None = None
 
@@ -140,6 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._route("POST")
 
+    def do_DELETE(self) -> None:
+        self._route("DELETE")
+
     def _route(self, method: str) -> None:
         url = urlsplit(self.path)
         self.engine.requests.append((method, unquote(url.path)))
@@ -164,7 +171,17 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/images/"):
             route_images(self, method, path, query)
         else:
+            self._swarm(method, path, query)
+
+    def _swarm(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        answer = self.engine.swarm.answer(method, path, query, body)
+        if answer is None:
             self._json(404, {"message": "page not found"})
+        elif not self.engine.manager:
+            self._json(503, {"message": "This node is not a swarm manager."})
+        else:
+            self._json(*answer)
 
     def _list_networks(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
         filters = json.loads(query.get("filters", ["{}"])[0])

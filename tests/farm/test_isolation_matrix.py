@@ -9,6 +9,7 @@ row in MATRIX saying what kind of page it is; the kind says what each role gets:
     CHANGE (object)   login      404       403     done    done
     OPERATOR          login      403       403     403     done
     OPERATOR_OBJECT   login      404       403     403     done
+    NODE (operators)  login      404       404     404     done
     TOKEN (webhook)   401        401       401     401     401
 
 "done" is 200 or a redirect that is not to the login page. The outsider owns another
@@ -38,6 +39,7 @@ from backups.models import Backup, Restore, RestoreScope, RestoreStatus, Restore
 from farm.models import Membership, Operation, OperationStatus, Tenant, User
 from farm.operations import start_operation
 from monitoring.models import Alert
+from nodes.models import Node
 from sites.models import Site, SiteStatus
 from tests.conftest import client_for
 
@@ -61,6 +63,8 @@ class Kind(StrEnum):
     CHANGE = "change"
     OPERATOR = "operator"
     OPERATOR_OBJECT = "operator_object"
+    # A change to a Swarm node, or its sites' outages: every tenant's, no tenant's to see.
+    NODE = "node"
     TOKEN = "token"
 
 
@@ -103,6 +107,13 @@ EXPECTED: dict[Kind, dict[Role, object]] = {
         Role.OWNER: 403,
         Role.OPERATOR: DONE,
     },
+    Kind.NODE: {
+        Role.ANONYMOUS: LOGIN,
+        Role.OUTSIDER: 404,
+        Role.MEMBER: 404,
+        Role.OWNER: 404,
+        Role.OPERATOR: DONE,
+    },
     Kind.TOKEN: dict.fromkeys(Role, 401),
 }
 
@@ -118,6 +129,7 @@ class World:
     backup: Backup
     restore: Restore
     member_membership: Membership
+    node: Node
 
 
 Value = Callable[[World], Any]
@@ -248,6 +260,15 @@ MATRIX: dict[str, Row] = {
     ),
     # nodes
     "node_list": row(Case(Kind.OPERATOR), Case(Kind.OPERATOR, headers=htmx())),
+    "node_drain": row(Case(Kind.NODE, POST, args=lambda w: (w.node.pk,)), allowed="POST"),
+    "node_activate": row(Case(Kind.NODE, POST, args=lambda w: (w.node.pk,)), allowed="POST"),
+    "node_remove": row(
+        Case(
+            Kind.NODE, POST, args=lambda w: (w.node.pk,), data=lambda w: {"confirm_hostname": "x"}
+        ),
+        allowed="POST",
+    ),
+    "node_outages": row(Case(Kind.NODE), Case(Kind.NODE, headers=htmx())),
     # backups and restores
     "backup_list": row(Case(Kind.LIST)),
     "backup_detail": row(Case(Kind.READ, args=lambda w: (w.backup.pk,))),
@@ -372,6 +393,7 @@ def world(tenant, other_tenant, owner, member, outsider, tmp_path) -> World:
         backup=backup,
         restore=restore,
         member_membership=Membership.objects.get(user=member, tenant=tenant),
+        node=Node.objects.create(swarm_id="n2", hostname="farm-node-2", status="ready"),
     )
 
 

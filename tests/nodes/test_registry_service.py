@@ -63,6 +63,7 @@ def test_the_swarm_spec_is_global_with_a_host_mode_port():
 
 
 def test_the_single_node_farm_does_not_deploy_the_registry():
-    names = {s.name for s in service_defs({name: "x" for name in SECRET_FILES})}
-    assert "farm_registry" not in names
-    assert not any(s.global_mode for s in service_defs({name: "x" for name in SECRET_FILES}))
+    defs = service_defs({name: "x" for name in SECRET_FILES})
+    assert "farm_registry" not in {s.name for s in defs}
+    assert not any(p.published == 5000 for s in defs for p in s.ports)
+    assert not any(m.source == "/srv/farm-registry" for s in defs for m in s.mounts)

@@ -1,6 +1,6 @@
 """Run the panel for development: migrate, make sure an operator exists, bring the
-local farm up, then run the web server and the task queue together.
-Ctrl-C (or SIGTERM) stops both; if either dies, the other is stopped too."""
+local farm up, then run the web server, the task queue and the node watcher together.
+Ctrl-C (or SIGTERM) stops them all; if one dies, the others are stopped too."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from nodes.inventory import record_engine_status, sync_nodes
 
 
 class Command(BaseCommand):
-    help = "Run the panel (web server + qcluster) on the local defaults."
+    help = "Run the panel (web server + qcluster + node watcher) on the local defaults."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--addr", default=os.environ.get("FARM_PANEL_ADDR", "127.0.0.1"))
@@ -57,6 +57,7 @@ class Command(BaseCommand):
             [
                 [sys.executable, "manage.py", "runserver", f"{addr}:{port}", "--noreload"],
                 [sys.executable, "manage.py", "qcluster"],
+                [sys.executable, "manage.py", "watch_nodes"],
             ]
         )
 
@@ -124,6 +125,6 @@ class Command(BaseCommand):
                     child.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     os.killpg(child.pid, signal.SIGKILL)
-            self.stdout.write("Stopped the web server and the task queue.")
+            self.stdout.write("Stopped the web server, the task queue and the node watcher.")
         if exit_code:
             sys.exit(exit_code)
