@@ -13,7 +13,8 @@ with client failover. In order, each step idempotent:
    tuned (FARM_SWARM_HEARTBEAT_S) and labelled with the planned roles;
 4. GlusterFS: peers, the ``farm-sites`` volume (replica 3 arbiter 1, or 2), and
    its FUSE mount at the same absolute path on the host and on every node;
-5. the images on every node;
+5. the images on every node: the private registry (a global service), the images
+   pushed to it and pinned by digest (FARM_IMAGES=registry), pulled by each node;
 6. the platform, with the settings of ``farm_settings`` (written to
    ``<FARM_VAR_DIR>/farm-nodes/farm.env`` for the panel's other processes).
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +37,10 @@ import docker
 from django.conf import settings
 from django.test.utils import override_settings
 
-from nodes import images
-from nodes.local_nodes import LocalNodeError, engines, ipsec, shared_files
+from nodes import images, platform
+from nodes.local_nodes import LocalNodeError, distribution, engines, ipsec, shared_files
 from nodes.local_nodes import swarm as node_swarm
-from nodes.local_nodes.plan import NODE_LABEL, NodeSpec, plan_roles, subnet
+from nodes.local_nodes.plan import NODE_LABEL, NODE_PREFIX, NodeSpec, plan_roles, subnet
 from nodes.swarm_client import reset_client_cache
 
 logger = logging.getLogger(__name__)
@@ -143,53 +143,6 @@ class NodesReport:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-# Which images a node can be asked to run, by its farm roles: Traefik on the edge; the
-# singletons (pinned to the db node, nodes/platform.py) there; the sites on workers.
-IMAGES_BY_ROLE: dict[str, tuple[str, ...]] = {
-    "edge": ("traefik",),
-    "db": ("mariadb", "redis", "prometheus", "alertmanager", "blackbox", "restic"),
-    "worker": ("wordpress", "nginx", "redis", "restic"),
-}
-
-
-def images_for(spec: NodeSpec, tags: Mapping[str, str]) -> list[str]:
-    """The image tags ``spec`` needs, by its roles (``tags``: role -> tag)."""
-    wanted = {role for farm_role in spec.roles for role in IMAGES_BY_ROLE.get(farm_role, ())}
-    return sorted(tags[role] for role in wanted if role in tags)
-
-
-def load_images(
-    host: docker.DockerClient,
-    clients: Mapping[str, docker.DockerClient],
-    specs: Sequence[NodeSpec],
-    tags: Mapping[str, str],
-    progress: Progress,
-) -> list[str]:
-    """The images each node needs, side-loaded from the host engine where missing; the
-    nodes load at the same time."""
-
-    def load(spec: NodeSpec) -> list[str]:
-        cli = clients[spec.name]
-        done = []
-        with engines.engine_errors(f"Listing {spec.name}'s images", engine=f"{spec.name}'s engine"):
-            have = {t for image in cli.images.list() for t in image.tags}
-        for tag in images_for(spec, tags):
-            if tag in have:
-                continue
-            started = time.monotonic()
-            with engines.engine_errors(
-                f"Loading {tag} into {spec.name}", engine=f"{spec.name}'s engine"
-            ):
-                # The saved tar streams from one engine into the other, never whole in memory.
-                cli.api.load_image(host.images.get(tag).save(named=True))
-            progress(f"{spec.name}: loaded {tag} in {time.monotonic() - started:.1f}s")
-            done.append(f"{spec.name}: image {tag}")
-        return done
-
-    with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
-        return [line for lines in pool.map(load, specs) for line in lines]
-
-
 def up(
     n: int,
     *,
@@ -209,14 +162,17 @@ def up(
     for path in paths.values():
         Path(path).mkdir(parents=True, exist_ok=True)
     built = images.build_images(host, cache_dir=settings.FARM_IMAGE_CACHE_DIR, progress=progress)
-    node_image = images.build_images(
-        host, cache_dir=settings.FARM_IMAGE_CACHE_DIR, roles=["node"], progress=progress
-    ).tags()["node"]
+    own = images.build_images(
+        host, cache_dir=settings.FARM_IMAGE_CACHE_DIR, roles=["node", "registry"], progress=progress
+    ).tags()
     report.timings["images"] = time.monotonic() - started
 
     step = time.monotonic()
     targets, datadir = str(paths["FARM_PROMETHEUS_TARGETS_DIR"]), str(paths["FARM_MARIADB_DATA"])
-    binds = {targets: {"bind": targets, "mode": "ro"}}
+    binds = {
+        targets: {"bind": targets, "mode": "ro"},
+        distribution.REGISTRY_VOLUME: {"bind": platform.REGISTRY_STORAGE_DIR, "mode": "rw"},
+    }
     wanted = {}
     for spec in report.specs:
         extra = dict(binds)
@@ -233,10 +189,12 @@ def up(
         engines.start_engine(
             host,
             spec,
-            image=node_image,
+            image=own["node"],
             fresh=True,
             glusterd=True,
             extra_volumes=extra,
+            # The host pushes to node-1's registry under the name the nodes pull by.
+            ports=registry_port() if spec.index == 1 else None,
             progress=progress,
         )
     clients = {
@@ -259,10 +217,6 @@ def up(
     )
     report.timings["gluster"] = time.monotonic() - step
 
-    step = time.monotonic()
-    report.changes += load_images(host, clients, report.specs, built.tags(), progress)
-    report.timings["images on nodes"] = time.monotonic() - step
-
     report.encrypted, report.encryption_reason = ipsec.ipsec_supported(
         report.specs[0].name, host=host
     )
@@ -272,7 +226,19 @@ def up(
             f"the nodes ({report.encryption_reason})"
         )
     report.settings = farm_settings(report.specs, encrypted=report.encrypted)
+
+    step = time.monotonic()
+    with driving(report.settings):
+        report.changes += distribution.load_into_nodes(
+            host, clients, {s.name: [own["registry"]] for s in report.specs}, progress
+        )
+        pinned = distribution.publish(host, own["registry"], built.tags(), progress)
+        distribution.pull_into_nodes(clients, report.specs, pinned, progress)
+    report.settings.update(
+        FARM_IMAGES="registry", FARM_IMAGE_MANIFEST_FILE=settings.FARM_IMAGE_MANIFEST_FILE
+    )
     write_env_file({**report.settings, **panel_settings()})
+    report.timings["registry"] = time.monotonic() - step
 
     step = time.monotonic()
     with driving(report.settings):
@@ -290,10 +256,17 @@ def _binds_differ(host: docker.DockerClient, node: str, extra: Mapping[str, Any]
     container = engines.find_engine(host, node)
     if container is None:
         return False
-    mounted = {
-        m.get("Source") for m in container.attrs.get("Mounts") or [] if m.get("Type") == "bind"
-    }
-    return not set(extra) <= mounted
+    mounts = container.attrs.get("Mounts") or []
+    mounted = {m.get("Name") if m.get("Type") == "volume" else m.get("Source") for m in mounts}
+    published = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    wants_port = container.name == f"{NODE_PREFIX}1"
+    return not set(extra) <= mounted or (wants_port and not published)
+
+
+def registry_port() -> dict[str, tuple[str, int]]:
+    """node-1's registry port on the host's loopback, where FARM_REGISTRY points."""
+    host, _, port = settings.FARM_REGISTRY.partition(":")
+    return {f"{platform.REGISTRY_PORT}/tcp": (host, int(port or 80))}
 
 
 def down(*, purge: bool = False, progress: Progress = print) -> list[str]:

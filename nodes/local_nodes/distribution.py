@@ -26,10 +26,15 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import docker
+from django.conf import settings
 
-from nodes import images
+from nodes import images, platform
 from nodes.local_nodes import engines
 from nodes.local_nodes.plan import NodeSpec
+from nodes.registry import RegistryError, ping
+from nodes.swarm import client
+from nodes.swarm_services import apply_service
+from nodes.swarm_tasks import wait_converged
 
 Progress = Callable[[str], None]
 
@@ -78,6 +83,38 @@ def load_into_nodes(
         return [line for lines in pool.map(load, list(wanted)) for line in lines]
 
 
+def publish(
+    host: docker.DockerClient,
+    registry_image: str,
+    local: Mapping[str, str],
+    progress: Progress,
+    *,
+    wait_s: float = 120,
+) -> dict[str, str]:
+    """Run ``farm_registry`` (through the farm's client: call it with the farm's settings),
+    wait until the host reaches it at FARM_REGISTRY, push ``local`` (role -> local tag)
+    and write the manifest; returns role -> pinned reference."""
+    cli = client()
+    outcome = apply_service(cli, platform.registry_def(registry_image))
+    if outcome != "unchanged":
+        progress(f"{outcome} service farm_registry")
+    wait_converged(cli, ["farm_registry"], timeout_s=wait_s, on_progress=progress)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            ping(settings.FARM_REGISTRY)
+            break
+        except RegistryError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    started = time.monotonic()
+    pinned = images.push_images(host, local, settings.FARM_REGISTRY, progress=progress)
+    images.write_manifest(settings.FARM_IMAGE_MANIFEST_FILE, pinned)
+    progress(f"pushed {len(pinned)} images in {time.monotonic() - started:.1f}s")
+    return pinned
+
+
 def pull_into_nodes(
     clients: Mapping[str, docker.DockerClient],
     specs: Sequence[NodeSpec],
@@ -93,4 +130,11 @@ def pull_into_nodes(
         list(pool.map(pull, specs))
 
 
-__all__ = ["IMAGES_BY_ROLE", "REGISTRY_VOLUME", "images_for", "load_into_nodes", "pull_into_nodes"]
+__all__ = [
+    "IMAGES_BY_ROLE",
+    "REGISTRY_VOLUME",
+    "images_for",
+    "load_into_nodes",
+    "publish",
+    "pull_into_nodes",
+]

@@ -132,6 +132,7 @@ def start_engine(
     glusterd: bool = True,
     environment: Mapping[str, str] | None = None,
     extra_volumes: Mapping[str, Mapping[str, str]] | None = None,
+    ports: Mapping[str, tuple[str, int]] | None = None,
     progress: Progress = logger.info,
 ) -> Container:
     """Start ``spec``'s engine container: created when missing, started or unpaused
@@ -149,6 +150,7 @@ def start_engine(
                 glusterd=glusterd,
                 environment=environment,
                 extra_volumes=extra_volumes,
+                ports=ports,
             )
             created: Container = host.containers.run(**kwargs)
             progress(f"{spec.name}: started a new engine container at {spec.address}")

@@ -191,6 +191,7 @@ def run_kwargs(
     glusterd: bool = True,
     environment: Mapping[str, str] | None = None,
     extra_volumes: Mapping[str, Mapping[str, str]] | None = None,
+    ports: Mapping[str, tuple[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The docker SDK ``containers.run(**kwargs)`` arguments of ``spec``'s engine.
 
@@ -199,8 +200,9 @@ def run_kwargs(
     seccomp and AppArmor unconfined; the host's cgroup namespace with
     /sys/fs/cgroup writable; tmpfs /run and /tmp; /dev/fuse for the Gluster
     client; IP forwarding for the node's bridges. ``extra_volumes`` (SDK form,
-    host path -> {"bind", "mode"}) adds the bind sources that later steps mount
-    at the same path on every node.
+    host path or volume name -> {"bind", "mode"}) adds the bind sources that later
+    steps mount at the same path on every node. ``ports`` (SDK form, e.g.
+    ``{"5000/tcp": ("127.0.0.1", 5000)}``) publishes node ports on the host.
     """
     volumes: dict[str, dict[str, str]] = {
         spec.docker_volume: {"bind": "/var/lib/docker", "mode": "rw"},
@@ -230,6 +232,7 @@ def run_kwargs(
         "devices": ["/dev/fuse:/dev/fuse:rwm"],
         "sysctls": {"net.ipv4.ip_forward": "1"},
         "volumes": volumes,
+        **({"ports": dict(ports)} if ports else {}),
         "network": NETWORK,
         "networking_config": {NETWORK: {"IPAMConfig": {"IPv4Address": spec.address}}},
     }

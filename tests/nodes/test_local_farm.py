@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nodes import local_farm
-from nodes.local_nodes import shared_files
+from nodes.local_nodes import distribution, shared_files
 from nodes.local_nodes.plan import plan_roles
 
 TAGS = {
@@ -73,11 +73,11 @@ def test_the_env_file_is_one_line_per_setting_lists_comma_joined(settings, tmp_p
 )
 def test_each_node_is_given_only_the_images_its_roles_run(index: int, wanted: set[str]) -> None:
     spec = plan_roles(3)[index - 1]
-    assert set(local_farm.images_for(spec, TAGS)) == {TAGS[r] for r in wanted}
+    assert set(distribution.images_for(spec, TAGS)) == {TAGS[r] for r in wanted}
 
 
 def test_a_single_node_gets_every_image() -> None:
-    assert set(local_farm.images_for(plan_roles(1)[0], TAGS)) == set(TAGS.values())
+    assert set(distribution.images_for(plan_roles(1)[0], TAGS)) == set(TAGS.values())
 
 
 def test_farm_down_finds_every_checkouts_gluster_mount_and_nothing_else() -> None:
