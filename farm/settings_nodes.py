@@ -10,9 +10,16 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from farm.env import env_choice, env_docker_hosts
+from farm.env import env_bool, env_choice, env_docker_hosts, env_str
 
-__all__ = ["FARM_DOCKER_HOSTS", "FARM_OVERLAY_ENCRYPTION", "FARM_PROCESS_ROLE"]
+__all__ = [
+    "FARM_DOCKER_HOSTS",
+    "FARM_OVERLAY_ENCRYPTION",
+    "FARM_PANEL_HOST",
+    "FARM_PROCESS_ROLE",
+    "FARM_STATIC_WHITENOISE",
+    "WHITENOISE_STORAGES",
+]
 
 _PRODUCTION = env_choice("FARM_ENV", "development", ("development", "test", "production")) == (
     "production"
@@ -31,3 +38,14 @@ if _PRODUCTION and FARM_OVERLAY_ENCRYPTION == "off":
     )
 # web: serves pages, has no Docker socket (asking Docker is an error); worker; all.
 FARM_PROCESS_ROLE = env_choice("FARM_PROCESS_ROLE", "all", ("web", "worker", "all"))
+
+# The panel as a stack of the farm it manages (nodes/platform_panel.py, the "panel" image).
+# On: the panel serves its own static files (WhiteNoise, compressed, with hashed names that
+# `collectstatic` wrote at image build time). Off: `runserver` serves them in development.
+FARM_STATIC_WHITENOISE = env_bool("FARM_STATIC_WHITENOISE", False)
+WHITENOISE_STORAGES = {  # settings.py's STORAGES when it is on
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# The host name Traefik routes to the panel's web replicas.
+FARM_PANEL_HOST = env_str("FARM_PANEL_HOST", "panel.localhost").strip().lower()
