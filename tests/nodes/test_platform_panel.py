@@ -4,6 +4,13 @@ and the panel's route in a real routing Redis."""
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +20,7 @@ from nodes.images.builder import panel as panel_recipe
 from nodes.swarm import Health, Mount, ServiceDef
 from nodes.swarm_services import _build
 from tests.nodes.test_routes import routing_redis  # noqa: F401  (the fixture)
+from tests.support.processes import ROOT, kill_group, wait_for
 
 IMAGE = "127.0.0.1:5000/farm/panel@sha256:" + "a" * 64
 VALUES = {name: f"value-of-{name}" for name in (*platform.SECRET_FILES, *platform_panel.SECRETS)}
@@ -182,3 +190,91 @@ def test_writing_the_panel_route_is_idempotent(routing_redis):  # noqa: F811
     assert platform_panel.write_route("panel.localhost") is False
     assert routing_redis.get("traefik/http/routers/farm-panel/rule") == "Host(`panel.localhost`)"
     assert "farm-panel" in routes.names()
+
+
+# -- the web replica's process, as the stack starts it (without Docker) -------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (http://127.0.0.1)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.mark.slow
+def test_the_web_replica_boots_gunicorn_in_production_and_serves_healthz_and_static(defs, tmp_path):
+    """The web def's own environment (its secrets as files), the image's settings
+    (FARM_STATIC_WHITENOISE, collectstatic first), a production process: /healthz
+    answers under the container's own address, a hashed static file comes compressed."""
+    secrets_dir = tmp_path / "run-secrets"
+    secrets_dir.mkdir()
+    values = {
+        "panel-secret-key": "k3J9x-Qv8ZpL2mN7rT4wY6aB1cD5eF0gH8iJ2kL4mN6oP9qR3sT",
+        "panel-encryption-key": "kP1bRX2WAnQ5E3J5x6sVYvKxV6ZJ8cK9m2N4bT7cQ0s=",
+        "panel-database-url": f"sqlite:///{tmp_path / 'panel.sqlite3'}",
+        "alertmanager-token": "token",
+    }
+    for name, value in values.items():
+        (secrets_dir / name).write_text(value + "\n")
+    web = defs["farm_panel-web"]
+    env = {key: value.replace("/run/secrets", str(secrets_dir)) for key, value in web.env.items()}
+    env |= {  # what the image's ENV sets
+        "PATH": "/usr/bin:/bin",
+        "FARM_VAR_DIR": str(tmp_path / "var"),
+        "FARM_STATIC_WHITENOISE": "1",
+        "DJANGO_SETTINGS_MODULE": "farm.settings",
+    }
+    assert env["FARM_ENV"] == "production"
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env={**env, "FARM_ENV": "development", "SECRET_KEY": "build-only"},
+        check=True,
+        timeout=120,
+    )
+    assert not (tmp_path / "var" / "secret_key").exists()
+    port = _free_port()
+    argv = [sys.executable, "-m", *web.args]
+    argv[argv.index("0.0.0.0:8000")] = f"127.0.0.1:{port}"
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**env, "HOME": str(tmp_path)},
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return _get(f"{base}/healthz")[0] == 200
+            except OSError:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                return False
+
+        wait_for(up, timeout=60, what="gunicorn to answer /healthz")
+        status, _, body = _get(f"{base}/healthz")
+        assert (status, body) == (200, b"ok\n")
+        manifest = json.loads((tmp_path / "var" / "static" / "staticfiles.json").read_text())
+        hashed = manifest["paths"]["farm/farm.css"]
+        status, headers, _ = _get(f"{base}/static/{hashed}", **{"Accept-Encoding": "gzip"})
+        assert status == 200 and headers["Content-Encoding"] == "gzip"
+        assert "immutable" in headers["Cache-Control"]
+        # Any other page still checks the host: the container's address is not the panel's.
+        assert _get(f"{base}/accounts/login/")[0] == 400
+        assert _get(f"{base}/accounts/login/", Host="panel.localhost")[0] == 200
+    finally:
+        kill_group(proc, signal.SIGTERM)
