@@ -261,7 +261,17 @@ def post_install(pyver: str) -> tuple[tuple[str, ...], ...]:
         ),
         (*pip, "uninstall", "--yes", "pip"),  # a running panel installs nothing
         # One process: the chroot has no /dev/shm for a pool's semaphores.
-        (python, "-m", "compileall", "-q", f"{PYTHON_HOME}/lib/python{pyver}", PANEL_HOME),
+        # pip compiled what it installed.
+        (
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-x",
+            "/site-packages/",
+            f"{PYTHON_HOME}/lib/python{pyver}",
+            PANEL_HOME,
+        ),
         ("groupadd", "--system", "--gid", PANEL_UID, "panel"),
         (
             "useradd",
