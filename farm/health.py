@@ -7,7 +7,8 @@ ALLOWED_HOSTS, before the HTTPS redirect, the session and the operator MFA check
 probe is never refused, redirected or sent to a login page. It touches neither the
 database nor Docker (a web replica has no Docker socket, and a database that is slow
 for a moment must not make Swarm kill every web replica at once); those are watched
-elsewhere (the Nodes page, the MariaDB health check).
+elsewhere (the Nodes page, the MariaDB health check). It has no URL pattern: the
+middleware is the only way in (and the isolation matrix lists only pages).
 """
 
 from __future__ import annotations

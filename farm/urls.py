@@ -1,16 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from farm import health, views
+from farm import views
 
 # The apps' URLs are included by dotted path: farm imports no app. sites.urls holds
 # the dashboard (""), the site pages ("sites/"), the backup pages that act on a site
 # ("backups/…", beside backups.urls) and the tenant pages ("tenants/").
 urlpatterns = [
     path("", include("sites.urls")),
-    # Answered by farm.health.HealthzMiddleware first; the route is there for a
-    # MIDDLEWARE without it.
-    path("healthz", health.healthz, name="healthz"),
     path("operations/", views.operation_list, name="operation_list"),
     path("operations/<int:pk>/", views.operation_detail, name="operation_detail"),
     path("operations/<int:pk>/retry/", views.operation_retry, name="operation_retry"),
