@@ -133,6 +133,8 @@ def _common_env(host: str, https: bool) -> dict[str, str]:
         "FARM_PANEL_HOST": host,
         "FARM_STACK": str(settings.FARM_STACK),
         "FARM_QUEUE": str(settings.FARM_QUEUE),
+        # The redis broker is the platform's farm_redis, on farm-internal.
+        **({"REDIS_URL": "redis://redis:6379/0"} if settings.FARM_QUEUE == "redis" else {}),
     }
 
 

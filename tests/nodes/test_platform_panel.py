@@ -113,6 +113,16 @@ def test_secrets_are_swarm_secrets_named_by_the_file_settings(defs):
         platform_panel.secret_defs({k: v for k, v in VALUES.items() if k != "panel-database-url"})
 
 
+def test_the_redis_broker_is_the_platforms_redis(settings, tmp_path):
+    settings.FARM_SITES_ROOT = tmp_path
+    settings.FARM_QUEUE = "redis"
+    for sdef in platform_panel.service_defs(IMAGE, VALUES):
+        assert sdef.env["REDIS_URL"] == "redis://redis:6379/0"
+        assert "farm-internal" in sdef.networks
+    settings.FARM_QUEUE = "orm"
+    assert not [d for d in platform_panel.service_defs(IMAGE, VALUES) if "REDIS_URL" in d.env]
+
+
 def test_an_image_manifest_is_given_to_the_workers_as_a_config(settings, tmp_path):
     settings.FARM_SITES_ROOT = tmp_path
     manifest = platform_panel.images_manifest({"redis": "127.0.0.1:5000/farm/redis@sha256:b"})
