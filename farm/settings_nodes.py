@@ -2,8 +2,9 @@
 from the environment like the rest.
 
 Which engines the panel talks to and fails over between, whether the overlay networks
-are encrypted, what this process may do (a web process has no Docker socket), and the
-local multi-node farm of engine containers (`manage.py farm_up --nodes N`).
+are encrypted, what this process may do (a web process has no Docker socket), the
+local multi-node farm of engine containers (`manage.py farm_up --nodes N`), and the panel
+as a stack of that farm (its static files, its host name).
 """
 
 from __future__ import annotations
