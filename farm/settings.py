@@ -127,8 +127,10 @@ INSTALLED_APPS = [
     "monitoring",
 ]
 
+_SECURITY = "django.middleware.security.SecurityMiddleware"
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
+    "farm.health.HealthzMiddleware",  # before the host check and the HTTPS redirect
+    _SECURITY,
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -294,6 +296,10 @@ DOCKER_HOST = env_str("DOCKER_HOST")  # empty: the local socket
 # Several engines, overlay encryption, process roles, the local multi-node farm:
 # farm/settings_nodes.py.
 from farm.settings_nodes import *  # noqa: E402, F403
+
+if FARM_STATIC_WHITENOISE:  # noqa: F405 (the panel image serves its own static files)
+    MIDDLEWARE.insert(MIDDLEWARE.index(_SECURITY) + 1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    STORAGES = WHITENOISE_STORAGES  # noqa: F405
 
 FARM_SWARM_ADVERTISE_ADDR = env_str("FARM_SWARM_ADVERTISE_ADDR", "127.0.0.1")
 FARM_DOCKER_TIMEOUT = env_int("FARM_DOCKER_TIMEOUT", 60, minimum=5)

@@ -2,8 +2,9 @@
 from the environment like the rest.
 
 Which engines the panel talks to and fails over between, whether the overlay networks
-are encrypted, what this process may do (a web process has no Docker socket), and the
-local multi-node farm of engine containers (`manage.py farm_up --nodes N`).
+are encrypted, what this process may do (a web process has no Docker socket), the
+local multi-node farm of engine containers (`manage.py farm_up --nodes N`), and the panel
+as a stack of that farm (its static files, its host name).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from farm.env import env_choice, env_docker_hosts, env_float, env_int, env_path, env_str
+from farm.env import env_bool, env_choice, env_docker_hosts, env_float, env_int, env_path, env_str
 
 __all__ = [
     "FARM_DOCKER_HOSTS",
@@ -23,8 +24,11 @@ __all__ = [
     "FARM_OUTAGE_PROBE_EVERY",
     "FARM_OUTAGE_TIMEOUT",
     "FARM_OVERLAY_ENCRYPTION",
+    "FARM_PANEL_HOST",
     "FARM_PROCESS_ROLE",
     "FARM_REGISTRY",
+    "FARM_STATIC_WHITENOISE",
+    "WHITENOISE_STORAGES",
 ]
 
 _BASE_DIR = Path(__file__).resolve().parent.parent
@@ -71,3 +75,13 @@ FARM_NODE_WATCH_INTERVAL = env_float("FARM_NODE_WATCH_INTERVAL", 5.0, minimum=0.
 FARM_NODE_MOVE_TIMEOUT = env_int("FARM_NODE_MOVE_TIMEOUT", 180, minimum=1)
 FARM_OUTAGE_TIMEOUT = env_int("FARM_OUTAGE_TIMEOUT", 180, minimum=1)
 FARM_OUTAGE_PROBE_EVERY = env_float("FARM_OUTAGE_PROBE_EVERY", 0.5, minimum=0.05)
+# The panel as a stack of the farm it manages (nodes/platform_panel.py, the "panel" image).
+# On: the panel serves its own static files (WhiteNoise, compressed, with hashed names that
+# `collectstatic` wrote at image build time). Off: `runserver` serves them in development.
+FARM_STATIC_WHITENOISE = env_bool("FARM_STATIC_WHITENOISE", False)
+WHITENOISE_STORAGES = {  # settings.py's STORAGES when it is on
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# The host name Traefik routes to the panel's web replicas.
+FARM_PANEL_HOST = env_str("FARM_PANEL_HOST", "panel.localhost").strip().lower()

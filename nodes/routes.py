@@ -78,6 +78,7 @@ class Route:
     url: str | None = None  # a service of the route's own name, at this URL
     service: str | None = None  # or a service another route or Backend declares
     priority: int | None = None
+    retry_attempts: int | None = None  # None: RETRY's
 
     def as_keys(self) -> dict[str, str]:
         _check(_NAME, self.name, "route name")
@@ -95,13 +96,20 @@ class Route:
             f"{router}/service": self.service or self.name,
             **{f"{middlewares}-headers/headers/{k}": v for k, v in HEADERS.items()},
             **{f"{middlewares}-ratelimit/rateLimit/{k}": v for k, v in RATE_LIMIT.items()},
-            **{f"{middlewares}-retry/retry/{k}": v for k, v in RETRY.items()},
+            **{f"{middlewares}-retry/retry/{k}": v for k, v in self._retry().items()},
         }
         if self.priority is not None:
             keys[f"{router}/priority"] = str(self.priority)
         if self.url is not None:
             keys.update(Backend(self.name, self.url).as_keys())
         return keys
+
+    def _retry(self) -> dict[str, str]:
+        if self.retry_attempts is None:
+            return RETRY
+        if not 1 <= self.retry_attempts <= 10:
+            raise RoutesError(f"Route {self.name}: {self.retry_attempts} retry attempts (1-10).")
+        return {**RETRY, "attempts": str(self.retry_attempts)}
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str) -> None:

@@ -58,12 +58,18 @@ class Port:
     protocol: Literal["tcp", "udp"] = "tcp"
 
 
+Propagation = Literal["private", "rprivate", "shared", "rshared", "slave", "rslave"]
+
+
 @dataclass(frozen=True)
 class Mount:
     source: str
     target: str
     type: Literal["volume", "bind"] = "volume"
     read_only: bool = False
+    # A bind mount's propagation: ``rslave`` lets a FUSE mount made under the source on
+    # the node after the task started (GlusterFS remounted) appear in the container.
+    propagation: Propagation | None = None
 
 
 @dataclass(frozen=True)
@@ -129,10 +135,19 @@ class ServiceDef:
     restart_delay_s: int = 5
     restart_max_attempts: int = 0  # 0: keep trying
     hosts: dict[str, str] = field(default_factory=dict)
+    max_replicas_per_node: int | None = None  # None: as many as the scheduler likes
 
     def spec_hash(self) -> str:
+        document = asdict(self)
+        # Fields added later count only when set, so that a service that does not use
+        # them keeps its hash and is not rolled over by the upgrade that added them.
+        if document["max_replicas_per_node"] is None:
+            del document["max_replicas_per_node"]
+        for mount in document["mounts"]:
+            if mount["propagation"] is None:
+                del mount["propagation"]
         return hashlib.sha256(
-            json.dumps(asdict(self), sort_keys=True, default=str).encode()
+            json.dumps(document, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
 
 
@@ -196,7 +211,10 @@ def _build(cli: docker.DockerClient, sdef: ServiceDef) -> dict[str, Any]:
         env=[f"{k}={v}" for k, v in sorted(sdef.env.items())],
         labels={**sdef.container_labels, STACK_LABEL: sdef.stack},
         mounts=[
-            dt.Mount(m.target, m.source, type=m.type, read_only=m.read_only) for m in sdef.mounts
+            dt.Mount(
+                m.target, m.source, type=m.type, read_only=m.read_only, propagation=m.propagation
+            )
+            for m in sdef.mounts
         ],
         secrets=_file_refs(sdef.secrets, lambda n: api.inspect_secret(n)["ID"], "secret"),
         configs=_file_refs(sdef.configs, lambda n: api.inspect_config(n)["ID"], "config"),
@@ -229,7 +247,9 @@ def _build(cli: docker.DockerClient, sdef: ServiceDef) -> dict[str, Any]:
             delay=sdef.restart_delay_s * SECOND_NS,
             max_attempts=sdef.restart_max_attempts,
         ),
-        placement=dt.Placement(constraints=sdef.constraints or None),
+        placement=dt.Placement(
+            constraints=sdef.constraints or None, maxreplicas=sdef.max_replicas_per_node
+        ),
         networks=networks,
     )
     mode = (

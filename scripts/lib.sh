@@ -78,8 +78,8 @@ ensure_venv() {
   if [ ! -f "$stamp" ]; then
     say "Installing Python dependencies into .venv"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" 2>&1 | grep -v "is ignored" || true
-    "$VENV/bin/python" -c "import django, django_q, allauth, docker, MySQLdb" \
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev,panel]" 2>&1 | grep -v "is ignored" || true
+    "$VENV/bin/python" -c "import django, django_q, allauth, docker, MySQLdb, whitenoise, gunicorn" \
       || die "Python dependencies did not install (see the pip output above)."
     rm -f "$VENV"/.installed-*
     touch "$stamp"

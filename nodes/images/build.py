@@ -111,6 +111,18 @@ node
     ``unix:///farm-api/docker.sock`` and ``/var/run/docker.sock``; CMD
     arguments go to dockerd. /var/lib/docker is a VOLUME. No HEALTHCHECK.
     Run it as ``nodes.local_nodes.plan.run_kwargs()`` says (never privileged).
+panel
+    The panel (nodes/images/builder/panel.py): the venv's base interpreter in
+    /opt/python (on PATH), the panel's dependencies and its ``panel`` extra pinned
+    to the venv's versions, the app in /opt/panel (WORKDIR), static files collected
+    into /var/lib/panel/static (FARM_VAR_DIR) and served by WhiteNoise
+    (FARM_STATIC_WHITENOISE=1), FARM_ENV=production (so SECRET_KEY, ALLOWED_HOSTS
+    and FARM_ENCRYPTION_KEY, or their ``_FILE`` forms, must be given). User
+    ``panel`` (uid 10001; the worker runs as root for the Docker socket and the
+    sites' files). ENTRYPOINT tini; CMD ``gunicorn farm.wsgi:application -b
+    0.0.0.0:8000 -w 2 --threads 2`` (``python manage.py qcluster`` for a worker).
+    HEALTHCHECK: busybox wget http://127.0.0.1:8000/healthz. Only a venv made
+    from a self-contained interpreter (pyenv) can build it (plan R9).
 
 This module imports no Django: ``manage.py build_images`` wraps build_images().
 Building needs root (debootstrap, chroot, mount) and a Docker Engine.
@@ -132,7 +144,13 @@ from docker.models.images import Image
 
 from nodes.images.builder import aptsources
 from nodes.images.builder.errors import ImageBuildError
-from nodes.images.builder.recipes import ImageRecipe, make_extra_recipes, make_recipes
+from nodes.images.builder.panel import PANEL_ROLE, panel_recipe
+from nodes.images.builder.recipes import (
+    ImageRecipe,
+    base_recipe,
+    make_extra_recipes,
+    make_recipes,
+)
 from nodes.images.builder.steps import Build, ImageOutcome, image_size
 
 __all__ = [
@@ -160,7 +178,7 @@ ROLES: tuple[str, ...] = (
     "alertmanager",
 )
 # Built only when named in ``roles``: never part of the default build or the image map.
-EXTRA_ROLES: tuple[str, ...] = ("registry", "node")
+EXTRA_ROLES: tuple[str, ...] = ("registry", "node", PANEL_ROLE)
 ALL_ROLES = ROLES + EXTRA_ROLES
 
 Progress = Callable[[str], None]
@@ -194,7 +212,8 @@ def recipes() -> dict[str, ImageRecipe]:
     """Every role's recipe (ROLES, then EXTRA_ROLES), in build order. Reads files
     only: no Docker, no network."""
     suite = aptsources.host_suite(aptsources.read_host_sources())
-    made = {**make_recipes(suite), **make_extra_recipes(suite)}
+    panel = panel_recipe(suite, base_recipe(suite).digest())
+    made = {**make_recipes(suite), **make_extra_recipes(suite), panel.role: panel}
     if tuple(made) != ALL_ROLES:  # pragma: no cover - a programming error
         raise ImageBuildError(f"recipes {tuple(made)} do not match ROLES {ALL_ROLES}")
     return made
@@ -202,8 +221,10 @@ def recipes() -> dict[str, ImageRecipe]:
 
 def local_image_map() -> dict[str, str]:
     """role -> content tag (``farm/<role>:<hash>``) of the ROLES (what stacks and
-    platform services run), without building or asking Docker."""
-    return {role: recipe.content_tag() for role, recipe in recipes().items() if role in ROLES}
+    platform services run), without building or asking Docker. Only the ROLES' recipes
+    are read: the panel's reads the whole checkout, and every service def asks this."""
+    suite = aptsources.host_suite(aptsources.read_host_sources())
+    return {role: recipe.content_tag() for role, recipe in make_recipes(suite).items()}
 
 
 def default_cache_dir() -> Path:
@@ -232,6 +253,9 @@ def build_images(
     started = time.monotonic()
     wanted = _select_roles(roles)
     all_recipes = recipes()
+    for role in wanted:
+        if all_recipes[role].unavailable:
+            raise ImageBuildError(f"{role}: cannot build here: {all_recipes[role].unavailable}")
     outcomes: dict[str, ImageOutcome] = {}
     todo = _missing(client, [all_recipes[r] for r in wanted], force, outcomes, progress)
     if todo:

@@ -190,8 +190,12 @@ class RootfsBuilder:
         workdir: Path,
         static_tar: Path | None = None,
         export_static_to: Path | None = None,
+        lay_host_files: Callable[[Path], None] | None = None,
     ) -> Path:
         """Copy the base, install the recipe's packages, clean up; returns the rootfs.
+
+        ``lay_host_files(rootfs)`` puts files from the host in (the panel's interpreter,
+        wheels and app) after the packages and before the post-install commands.
 
         Several prepare() calls may run at once (threads): downloads into the
         shared package cache take turns, and the installs, which only read it,
@@ -221,6 +225,8 @@ class RootfsBuilder:
                 what=f"{recipe.role}: apt-get install",
                 retryable=True,
             )
+        if lay_host_files is not None:
+            lay_host_files(rootfs)
         for argv in recipe.post_install:
             in_chroot(rootfs, argv, what=f"{recipe.role}: {' '.join(argv)}")
         if export_static_to is not None:

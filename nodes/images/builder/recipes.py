@@ -101,7 +101,8 @@ class ImageRecipe:
     ``packages`` empty means a ``FROM scratch`` image (traefik). ``inputs``
     names other things the image is made from, as (name, digest or pinned
     requirement) pairs: the WordPress static files of the nginx image, the
-    Traefik wheel requirement.
+    Traefik wheel requirement. ``unavailable`` (not part of the digest) says why this
+    host cannot build the image (the panel's, without a suitable interpreter).
     """
 
     role: str
@@ -113,6 +114,7 @@ class ImageRecipe:
     post_install: tuple[tuple[str, ...], ...] = ()
     inputs: tuple[tuple[str, str], ...] = ()
     static_from: str | None = None
+    unavailable: str = ""
 
     @property
     def from_scratch(self) -> bool:

@@ -26,6 +26,8 @@ from docker.models.images import Image
 
 from nodes.images.builder import aptsources, debian
 from nodes.images.builder.errors import ImageBuildError
+from nodes.images.builder.panel import PANEL_ROLE
+from nodes.images.builder.panel_build import PanelHostFiles
 from nodes.images.builder.recipes import ImageRecipe, base_recipe
 from nodes.images.builder.system import remove_tree
 from nodes.images.builder.traefik import fetch_traefik_binary
@@ -159,10 +161,22 @@ class Build:
             export = self._static_tar(recipe.role)
             export = None if export.exists() else export
         workdir = self.cache_dir / "work" / recipe.role
+        host_files = (
+            PanelHostFiles(recipe, self.cache_dir, self.progress)
+            if recipe.role == PANEL_ROLE
+            else None
+        )
         try:
             rootfs = builder.prepare(
-                recipe, base, workdir, static_tar=static_tar, export_static_to=export
+                recipe,
+                base,
+                workdir,
+                static_tar=static_tar,
+                export_static_to=export,
+                lay_host_files=host_files.lay if host_files else None,
             )
+            if host_files is not None:
+                host_files.check_libraries(rootfs)
             rootfs_ref = self._import(recipe, rootfs)
         finally:
             remove_tree(workdir)
