@@ -139,11 +139,17 @@ class WaitTasksMoved(Step):
                 if swarm_nodes.task_site_id(t) in site_ids
                 and t.get("Status", {}).get("State") != "running"
             ]
-            if not left and not waiting:
+            # Right after the drain Swarm has stopped the old tasks but may not have
+            # made their replacements yet: every site service must run somewhere else.
+            unplaced = swarm_nodes.services_not_running_elsewhere(site_ids, node.swarm_id, tasks)
+            if not left and not waiting and not unplaced:
                 break
             if time.monotonic() > deadline:
                 names = swarm_nodes.service_names()
-                still = sorted({names.get(t.get("ServiceID", ""), "?") for t in left + waiting})
+                still = sorted(
+                    {names.get(t.get("ServiceID", ""), "?") for t in left + waiting}
+                    | {names.get(sid, sid) for sid in unplaced}
+                )
                 raise SwarmError(
                     f"{node.hostname}: tasks of {', '.join(still)} were not running elsewhere "
                     f"within {settings.FARM_NODE_MOVE_TIMEOUT} s.",

@@ -69,6 +69,28 @@ def task_site_id(task: dict[str, Any]) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def services_not_running_elsewhere(
+    site_ids: set[int], node_id: str, tasks: list[dict[str, Any]]
+) -> set[str]:
+    """The services of ``site_ids`` with no task running on a node other than ``node_id``
+    (``tasks``: the running_tasks() answer)."""
+    with translate_errors("Listing the Swarm's services"):
+        services = client().api.services()
+    wanted = set()
+    for service in services:
+        match = _SITE_STACK.match(
+            (service.get("Spec", {}).get("Labels") or {}).get(STACK_LABEL, "")
+        )
+        if match and int(match.group(1)) in site_ids:
+            wanted.add(service["ID"])
+    running = {
+        t.get("ServiceID")
+        for t in tasks
+        if t.get("Status", {}).get("State") == "running" and t.get("NodeID") != node_id
+    }
+    return wanted - running
+
+
 def is_live(task: dict[str, Any], *, last_known: bool = False) -> bool:
     """A task Swarm means to run, in a state that is not over. ``last_known``: a task
     on a down node counts while its last reported state was a live one, whatever

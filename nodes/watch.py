@@ -65,6 +65,8 @@ def swarm_time(value: str) -> float | None:
 class NodeWatcher:
     def __init__(self, *, on_ready: Callable[[Node], object] | None = None) -> None:
         self.on_ready = on_ready
+        # The failover operation the latest ready -> down started (None: refused).
+        self.last_operation: Operation | None = None
         self.states: dict[str, str] = dict(
             Node.objects.exclude(status=NodeStatus.GONE).values_list("swarm_id", "status")
         )
@@ -93,7 +95,7 @@ class NodeWatcher:
                 "node %s: %s → %s", transition.hostname, transition.before, transition.after
             )
             if transition.went_down:
-                self.fail_over(transition)
+                self.last_operation = self.fail_over(transition)
             elif transition.came_back and self.on_ready is not None:
                 node = Node.objects.filter(swarm_id=transition.swarm_id).first()
                 if node is not None:

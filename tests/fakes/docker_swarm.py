@@ -35,6 +35,9 @@ class FakeSwarm:
     removed: list[str] = field(default_factory=list)
     drain_moves_to: str | None = None
     moved_state: str = "running"  # the state of a task drain_moves_to started
+    # A drain only stops the node's tasks; their replacements come with place_later().
+    drain_replaces_later: bool = False
+    _stopped: list[str] = field(default_factory=list)  # service ids a drain left unplaced
     _clock: int = 0
 
     # -- what a test sets up ---------------------------------------------------------
@@ -125,6 +128,12 @@ class FakeSwarm:
                 task["Status"] = {"State": "shutdown", "Message": "shutdown"}
                 self.add_task(task["ServiceID"], to_node, state=state)
 
+    def place_later(self, to_node: str) -> None:
+        """The orchestrator catches up: what a drain stopped runs on ``to_node``."""
+        for service_id in self._stopped:
+            self.add_task(service_id, to_node)
+        self._stopped.clear()
+
     def start_tasks(self) -> None:
         """Every task still starting now runs."""
         for task in self.tasks:
@@ -185,7 +194,13 @@ class FakeSwarm:
         node["UpdatedAt"] = _stamp(self._clock)
         if spec.get("Role") == "worker":
             node.pop("ManagerStatus", None)
-        if spec.get("Availability") == "drain" and self.drain_moves_to:
+        if spec.get("Availability") == "drain" and self.drain_replaces_later:
+            for task in self.tasks:
+                if task["NodeID"] == node["ID"] and task["DesiredState"] == "running":
+                    task["DesiredState"] = "shutdown"
+                    task["Status"] = {"State": "shutdown", "Message": "shutdown"}
+                    self._stopped.append(task["ServiceID"])
+        elif spec.get("Availability") == "drain" and self.drain_moves_to:
             self.move_tasks(node["ID"], self.drain_moves_to, state=self.moved_state)
         return 200, None
 

@@ -15,10 +15,12 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import pytest
 import requests
 from django.conf import settings
+from django.utils import timezone
 
 from farm.models import Tenant, User
 from farm.runner import run_operation
@@ -161,7 +163,28 @@ def farm_nodes():
     return Node.objects.exclude(status="gone")
 
 
-def test_sites_spread_share_their_files_and_survive_a_lost_manager(farm, people, cleanup) -> None:
+def farm_nodes_synced():
+    sync_nodes()
+    return farm_nodes()
+
+
+def node_row(hostname: str):
+    from nodes.models import Node
+
+    sync_nodes()
+    return Node.objects.get(hostname=hostname)
+
+
+def test_drain_node_failure_and_a_lost_manager(farm, people, cleanup) -> None:
+    """The issue's scenario: sites spread over both workers and share one file; a drain
+    moves a site with its file; a worker's engine killed without warning raises NodeDown
+    and every site answers again with an RTO; with that manager down (listed first in
+    FARM_DOCKER_HOSTS) a new site is provisioned; the engine comes back and rejoins."""
+    from monitoring.models import Alert
+    from nodes.watch import NodeWatcher
+    from sites.models import SiteOutage
+    from sites.services.nodes import activate_node, drain_node
+
     tenant, operator = people
     host = engines.host_engine()
 
@@ -171,8 +194,7 @@ def test_sites_spread_share_their_files_and_survive_a_lost_manager(farm, people,
     placed = {site.domain: nodes_of(site) for site in sites}
     print("[multinode] placement", placed)
     used = set().union(*placed.values())
-    assert used <= {"farm-node-2", "farm-node-3"}, "sites run on the workers only"
-    assert used == {"farm-node-2", "farm-node-3"}, "and on both of them"
+    assert used == {"farm-node-2", "farm-node-3"}, "sites run on the two workers, never node-1"
 
     # A file written through the host's Gluster mount is served by every site's nginx.
     payload = os.urandom(256 * 1024)
@@ -182,35 +204,82 @@ def test_sites_spread_share_their_files_and_survive_a_lost_manager(farm, people,
         uploads.mkdir(parents=True, exist_ok=True)
         (uploads / "e2e.bin").write_bytes(payload)
     for site in sites:
-        wait_until(
-            f"{site.domain} serves the shared file", lambda s=site: answers(s.domain, sha), 20
-        )
+        wait_until(f"{site.domain} serves the shared file", partial(answers, site.domain, sha), 20)
 
-    # Stop a manager that is not node-1 (which holds the singletons): the other two keep
-    # the Swarm writable, and a new site is still provisioned.
-    victim = "farm-node-3"
+    # Drain the worker that holds site A: its tasks move, it answers from the other node
+    # with the same file, and the outage rows say how long each site was unreachable.
+    site_a = sites[0]
+    drained = sorted(placed[site_a.domain])[0]
+    other = ({"farm-node-2", "farm-node-3"} - {drained}).pop()
     started = time.monotonic()
+    operation = drain_node(node=node_row(drained), actor=operator)
+    run_operation(operation.pk)
+    operation.refresh_from_db()
+    assert operation.status == "succeeded", operation.error
+    phase(f"drain of {drained}", started)
+    assert nodes_of(site_a) == {other}
+    assert answers(site_a.domain, sha)
+    outages = list(SiteOutage.objects.filter(operation=operation))
+    assert site_a.pk in {o.site_id for o in outages}
+    for outage in outages:
+        print(
+            f"[multinode] drain: {outage.site.domain} → {outage.moved_to}, "
+            f"unreachable {outage.unreachable_s:.1f}s"
+        )
+        assert outage.answered_at is not None
+    operation = activate_node(node=node_row(drained), actor=operator)
+    run_operation(operation.pk)
+    operation.refresh_from_db()
+    assert operation.status == "succeeded", operation.error
+
+    # Kill the worker that now holds every site (a manager too) without warning.
+    victim = other
+    watcher = NodeWatcher()
+    watcher.poll()
+    started = time.monotonic()
+    killed_at = timezone.now()
     engines.kill_engine(host, victim)
+    failover = None
+    while failover is None and time.monotonic() - started < 60:
+        for change in watcher.poll():
+            if change.hostname == victim and change.went_down:
+                failover = watcher.last_operation
+        time.sleep(1)
+    assert failover is not None, f"the watcher did not see {victim} go down within 60 s"
+    phase(f"{victim} seen down by the watcher", started)
     try:
-        fourth = provision(tenant, operator, cleanup, "mn3-e2e.localhost")
+        run_operation(failover.pk)
+        failover.refresh_from_db()
+        assert failover.status == "succeeded", failover.error
+        phase("every site on it answers again", started)
+        alert = Alert.objects.get(fingerprint__startswith="node-down:")
+        assert alert.status == "firing"
+        raised_after = (alert.started_at - killed_at).total_seconds()
+        print(f"[multinode] NodeDown raised {raised_after:.1f}s after the kill")
+        assert raised_after < 60
+        for outage in SiteOutage.objects.filter(operation=failover):
+            print(f"[multinode] node down: {outage.site.domain} RTO {outage.rto_s:.1f}s")
+            assert outage.rto_s is not None and outage.rto_s < 120
+        for site in sites:
+            assert answers(site.domain, sha), site.domain
+
+        # The dead manager first in the list: the client fails over, and a site is made.
+        dead = next(s for s in plan_roles(3) if s.name == victim)
+        hosts = [
+            dead.docker_host,
+            *[h for h in farm.settings["FARM_DOCKER_HOSTS"] if h != dead.docker_host],
+        ]
+        started = time.monotonic()
+        with local_farm.driving({**farm.settings, "FARM_DOCKER_HOSTS": hosts}):
+            fourth = provision(tenant, operator, cleanup, "mn3-e2e.localhost")
+            assert answers(fourth.domain)
+            state = quorum(list(farm_nodes_synced()))
         phase("a site provisioned with a manager down", started)
-        assert nodes_of(fourth) <= {"farm-node-2"}
-        for site in [*sites, fourth]:
-            took = wait_until(f"{site.domain} answers", lambda s=site: answers(s.domain), 90)
-            print(f"[multinode] {site.domain} answers after {took:.1f}s more")
-        sync_nodes()
-        state = quorum(list(farm_nodes()))
         assert state.writable and state.reachable == 2, state
     finally:
         started = time.monotonic()
-        engines.start_engine(host, plan_roles(3)[2], image="unused")
+        engines.start_engine(host, next(s for s in plan_roles(3) if s.name == victim), image="-")
         engines.wait_until_ready(victim, host=host, timeout_s=60)
-        wait_until(
-            f"{victim} is ready again",
-            lambda: any(
-                n["Description"]["Hostname"] == victim and n["Status"]["State"] == "ready"
-                for n in client().api.nodes()
-            ),
-            60,
-        )
-        phase("the stopped manager rejoined", started)
+        wait_until(f"{victim} is ready again", lambda: node_row(victim).status == "ready", 60)
+        phase("the stopped engine rejoined", started)
+    watcher.poll()

@@ -156,6 +156,32 @@ def test_a_drain_moves_the_sites_and_records_how_long_each_was_unreachable(farm)
     assert farm.node("farm-node-2").availability == "drain"
 
 
+def test_a_drain_waits_for_the_replacements_swarm_has_not_made_yet(farm):
+    """Swarm stops a drained node's tasks at once and makes their replacements a moment
+    later: in between nothing runs on the node and nothing is starting elsewhere, which
+    is not "moved"."""
+    farm.swarm.drain_replaces_later = True
+    placed_at: list[float] = []
+
+    def orchestrator() -> None:
+        deadline = time.monotonic() + 10
+        node = farm.swarm.nodes[farm.ids["farm-node-2"]]
+        while node["Spec"].get("Availability") != "drain" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        farm.swarm.place_later(farm.ids["farm-node-3"])
+        placed_at.append(time.monotonic())
+
+    threading.Thread(target=orchestrator, daemon=True).start()
+    operation = start("node.drain", farm.node("farm-node-2"))
+
+    assert run_operation(operation.pk) == OperationStatus.SUCCEEDED, Operation.objects.get().error
+
+    operation.refresh_from_db()
+    assert placed_at, "the drain finished before its tasks were placed again"
+    assert operation.state["moved_to"] == {str(farm.site.pk): ["farm-node-3"]}
+
+
 def test_setting_the_availability_twice_changes_the_node_once(farm):
     node = farm.node("farm-node-2")
     first = start("node.activate", node)
