@@ -193,6 +193,32 @@ def pause_engine(host: docker.DockerClient, node: str) -> None:
             container.pause()
 
 
+# A silent partition: the node's traffic on the farm-nodes bridge (its eth0) is dropped
+# in its own network namespace, its tasks' included; nothing answers, nothing refuses.
+PARTITION_RULES = (
+    ("INPUT", "-i"),
+    ("OUTPUT", "-o"),
+    ("FORWARD", "-i"),
+    ("FORWARD", "-o"),
+)
+
+
+def partition_engine(host: docker.DockerClient, node: str, *, heal: bool = False) -> None:
+    """Cut ``node`` off the other nodes and the host without stopping anything (``heal``:
+    let it talk again). ``docker pause`` cannot stand in here: with ``--cgroupns host`` a
+    node's tasks live in cgroups beside its own, and runc's freezer refuses it."""
+    container = _existing(host, node)
+    action = "-D" if heal else "-I"
+    for chain, direction in PARTITION_RULES:
+        argv = ["iptables", "-w", action, chain, direction, "eth0", "-j", "DROP"]
+        with engine_errors(f"{'Healing' if heal else 'Partitioning'} {node}"):
+            result = container.exec_run(argv)
+        if result.exit_code != 0 and not heal:
+            output = result.output if isinstance(result.output, bytes) else b""
+            said = output.decode(errors="replace").strip()
+            raise LocalNodeError(f"Partitioning {node}: {' '.join(argv)} failed: {said}")
+
+
 def unpause_engine(host: docker.DockerClient, node: str) -> None:
     container = _existing(host, node)
     with engine_errors(f"Unpausing {node}"):
