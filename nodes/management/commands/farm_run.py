@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from farm.errors import FarmError
 from nodes.bootstrap import farm_up
 from nodes.inventory import record_engine_status, sync_nodes
+from nodes.swarm_client import engine_status
 
 
 class Command(BaseCommand):
@@ -35,16 +36,38 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-farm", action="store_true", help="Do not bring the local farm up."
         )
+        parser.add_argument(
+            "--farm-nodes",
+            action="store_true",
+            help="The farm is the local multi-node farm (`farm_up --nodes N`), its settings "
+            "in the environment (var/farm-nodes/farm.env): check it instead of bringing "
+            "the single-node farm up (scripts/run --nodes N does both).",
+        )
 
     def handle(
-        self, *args: Any, addr: str, port: int, operator_email: str, no_farm: bool, **options: Any
+        self,
+        *args: Any,
+        addr: str,
+        port: int,
+        operator_email: str,
+        no_farm: bool,
+        farm_nodes: bool,
+        **options: Any,
     ) -> None:
         started = time.monotonic()
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database migrated.")
         call_command("ensure_schedules", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
         call_command("create_operator", operator_email, if_none_exists=True)
-        if not no_farm:
+        if farm_nodes:
+            available, why = engine_status()
+            record_engine_status(available, why)
+            if available:
+                sync_nodes()
+            self.stdout.write(
+                f"Local multi-node farm: {'its managers answer' if available else why}"
+            )
+        elif not no_farm:
             self.bring_farm_up()
         host = "localhost" if addr in ("127.0.0.1", "0.0.0.0") else addr  # noqa: S104
         panel_url = f"http://{host}:{port}/"

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from farm.errors import FarmError
 from nodes import local_farm
-from nodes.bootstrap import farm_up
+from nodes.bootstrap import Report, ensure_engine, farm_up
 from nodes.inventory import sync_nodes
 
 
@@ -61,6 +61,11 @@ class Command(BaseCommand):
             self.stdout.write(f"  … {message}")
 
         if nodes:
+            if start_engine:  # the host engine, which runs the node containers
+                try:
+                    ensure_engine(start_engine=True, progress=progress, report=Report())
+                except FarmError as exc:
+                    raise CommandError(exc.message) from exc
             self._nodes(nodes, heartbeat, wait, progress)
             return
         try:
