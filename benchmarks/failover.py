@@ -227,10 +227,28 @@ def trial(heartbeat_s: float, mode: str, domains: dict[str, str], host: object) 
         spec = next(s for s in plan_roles(3) if s.name == victim)
         engines.start_engine(host, spec, image="unused")  # type: ignore[arg-type]
         engines.wait_until_ready(victim, host=host, timeout_s=60)  # type: ignore[arg-type]
-    limit = time.monotonic() + 120
-    while node_state(victim) != "ready" and time.monotonic() < limit:
+    limit = time.monotonic() + 180
+    while time.monotonic() < limit:
+        try:
+            if node_state(victim) == "ready":
+                break
+        except Exception as exc:  # a healed partition can make the managers elect again
+            print(f"  (swarm did not answer: {exc})")
         time.sleep(0.5)
     return result
+
+
+def wait_for_leader(timeout_s: float = 180) -> None:
+    """Until the managers answer again (after a trial they may be electing a leader)."""
+    limit = time.monotonic() + timeout_s
+    while True:
+        try:
+            client().api.nodes()
+            return
+        except Exception:
+            if time.monotonic() > limit:
+                raise
+            time.sleep(1)
 
 
 def false_downs(seconds: float) -> int:
@@ -322,11 +340,13 @@ def main() -> None:
                 print(f"heartbeat {heartbeat:g}s: {idle[heartbeat]} false downs", flush=True)
                 for mode in [m for m in args.modes.split(",") if m]:
                     for _ in range(args.trials):
+                        wait_for_leader()
                         result = trial(heartbeat, mode, domains, host)
                         trials.append(result)
                         print(report([result], idle), flush=True)
             node_swarm.tune_swarm(leader, heartbeat_s=5, progress=print)
         finally:
+            wait_for_leader()
             for site_id in made:
                 remove_site(site_id)
     table = report(trials, idle)

@@ -175,13 +175,16 @@ def node_row(hostname: str):
     return Node.objects.get(hostname=hostname)
 
 
-def test_drain_node_failure_and_a_lost_manager(farm, people, cleanup) -> None:
+def test_drain_node_failure_and_a_lost_manager(farm, people, cleanup, settings, tmp_path) -> None:
     """The issue's scenario: sites spread over both workers and share one file; a drain
     moves a site with its file; a worker's engine killed without warning raises NodeDown
     and every site answers again with an RTO; with that manager down (listed first in
     FARM_DOCKER_HOSTS) a new site is provisioned; the engine comes back and rejoins."""
+    from backups.models import Backup
+    from farm.models import Operation
     from monitoring.models import Alert
     from nodes.watch import NodeWatcher
+    from sites import services as site_services
     from sites.models import SiteOutage
     from sites.services.nodes import activate_node, drain_node
 
@@ -206,9 +209,36 @@ def test_drain_node_failure_and_a_lost_manager(farm, people, cleanup) -> None:
     for site in sites:
         wait_until(f"{site.domain} serves the shared file", partial(answers, site.domain, sha), 20)
 
+    # Backups read the site's files from Gluster and restores write them back: back up
+    # site A, lose the file, restore in place, and nginx serves it again.
+    site_a = sites[0]
+    settings.FARM_BACKUP_REPOSITORY = str(tmp_path / "repo")
+    settings.FARM_RESTIC_PASSWORD = "multinode-repo-password"
+    started = time.monotonic()
+    backup = site_services.back_up_now(site=site_a, actor=operator)
+    assert run_operation(backup.pk) == "succeeded", Operation.objects.get(pk=backup.pk).error
+    (files.site_path(site_a.pk) / "wp-content" / "uploads" / "e2e.bin").unlink()
+    assert not answers(site_a.domain, sha)
+    at = Backup.objects.filter(site=site_a, reason="manual").latest("finished_at").finished_at
+    restore = site_services.start_restore(
+        site=site_a,
+        point_in_time=at,
+        scope="both",
+        target="in_place",
+        actor=operator,
+        confirm_domain=site_a.domain,
+    )
+    assert restore.operation is not None
+    run_operation(restore.operation.pk)
+    restore.refresh_from_db()
+    assert restore.operation.status == "succeeded", restore.operation.error
+    wait_until(
+        f"{site_a.domain} serves the restored file", partial(answers, site_a.domain, sha), 30
+    )
+    phase("back up and restore in place over Gluster", started)
+
     # Drain the worker that holds site A: its tasks move, it answers from the other node
     # with the same file, and the outage rows say how long each site was unreachable.
-    site_a = sites[0]
     drained = sorted(placed[site_a.domain])[0]
     other = ({"farm-node-2", "farm-node-3"} - {drained}).pop()
     started = time.monotonic()
