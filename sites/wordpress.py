@@ -107,6 +107,9 @@ server {{
     # "no such name" answered before a new site's php-fpm started is soon forgotten.
     resolver 127.0.0.11 valid=2s ipv6=off;
     set $php_upstream php:9000;
+    # While the name still lists a task on a node that died, a connection to it gets no
+    # answer: give up on it after 2 s (not nginx's 60) and try the name's next address.
+    fastcgi_connect_timeout 2s;
 
     location = /xmlrpc.php {{ return 403; }}
     location ~ /\\.(?!well-known) {{ deny all; }}

@@ -80,3 +80,15 @@ def test_nginx_is_created_even_when_its_backends_do_not_run(tenant, monkeypatch)
     swarm_site.apply_stack(spec, log=lines.append)
     assert fake.calls[-1] == ("apply", "nginx")
     assert any("no suitable node" in line for line in lines)
+
+
+def test_nginx_gives_up_on_a_dead_php_address_in_seconds(tenant) -> None:
+    """A php task on a failed node stays in the name's answers for a while; nginx must
+    not wait its default 60 s on it (benchmarks/failover.py measures the effect)."""
+    from nodes.images import site_runtimes
+    from sites.models import Site
+    from sites.wordpress import nginx_site_conf
+
+    site = Site.objects.create(tenant=tenant, domain="fast.example.test", status="active")
+    conf = nginx_site_conf(site, site_runtimes()["php8.2"])
+    assert "fastcgi_connect_timeout 2s;" in conf
