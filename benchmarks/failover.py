@@ -61,7 +61,7 @@ from nodes.inventory import sync_nodes  # noqa: E402
 from nodes.local_nodes import engines  # noqa: E402
 from nodes.local_nodes import swarm as node_swarm  # noqa: E402
 from nodes.local_nodes.plan import plan_roles  # noqa: E402
-from nodes.swarm import client  # noqa: E402
+from nodes.swarm import SwarmError, client  # noqa: E402
 from sites import services  # noqa: E402
 
 PROBE_EVERY_S = 0.25
@@ -251,6 +251,21 @@ def wait_for_leader(timeout_s: float = 180) -> None:
             time.sleep(1)
 
 
+def removing(site_id: int, timeout_s: float = 180) -> None:
+    """remove_site, again while the managers are electing (after a healed partition the
+    Swarm answers "no leader" or "deadline exceeded" for a while)."""
+    limit = time.monotonic() + timeout_s
+    while True:
+        try:
+            remove_site(site_id)
+            return
+        except SwarmError as exc:
+            if not exc.retryable or time.monotonic() > limit:
+                raise
+            print(f"  (removing site {site_id}: {exc.message}; again)")
+            time.sleep(2)
+
+
 def false_downs(seconds: float) -> int:
     """How many times a node was marked down while nothing was done to any."""
     seen: dict[str, str] = {}
@@ -346,9 +361,8 @@ def main() -> None:
                         print(report([result], idle), flush=True)
             node_swarm.tune_swarm(leader, heartbeat_s=5, progress=print)
         finally:
-            wait_for_leader()
             for site_id in made:
-                remove_site(site_id)
+                removing(site_id)
     table = report(trials, idle)
     print("\n" + table)
     out = Path(settings.VAR_DIR) / f"failover-{run}.json"
