@@ -13,19 +13,25 @@ from nodes.inventory import sync_nodes
 from sites import files
 from sites.swarm_site import remove_stack
 
-__all__ = ["ROOT", "edge_status", "prepare_farm", "remove_site"]
+__all__ = ["ROOT", "bench_people", "edge_status", "prepare_farm", "remove_site"]
 
 
 def prepare_farm() -> tuple[Tenant, User]:
     call_command("migrate", verbosity=0)
     farm_up(progress=lambda m: None)
     sync_nodes()
+    return bench_people("bench")
+
+
+def bench_people(name: str) -> tuple[Tenant, User]:
+    """The tenant ``name`` (room for 1000 sites) and the operator ``name@farm.localhost``
+    a benchmark acts as, made once."""
     tenant, _ = Tenant.objects.get_or_create(
-        slug="bench", defaults={"name": "Bench", "site_quota": 1000}
+        slug=name, defaults={"name": name.title(), "site_quota": 1000}
     )
-    actor = User.objects.filter(email="bench@farm.localhost").first()
+    actor = User.objects.filter(email=f"{name}@farm.localhost").first()
     if actor is None:
-        actor = User.objects.create_user("bench@farm.localhost", None, is_staff=True)
+        actor = User.objects.create_user(f"{name}@farm.localhost", None, is_staff=True)
     return tenant, actor
 
 

@@ -53,8 +53,7 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 import benchmarks  # noqa: E402, F401  (sets Django up)
-from benchmarks.common import remove_site  # noqa: E402
-from farm.models import Tenant, User  # noqa: E402
+from benchmarks.common import bench_people, remove_site  # noqa: E402
 from farm.runner import run_operation  # noqa: E402
 from nodes import local_farm  # noqa: E402
 from nodes.inventory import sync_nodes  # noqa: E402
@@ -326,12 +325,7 @@ def main() -> None:
     with local_farm.driving(up.settings):
         call_command("migrate", verbosity=0)
         sync_nodes()
-        tenant, _ = Tenant.objects.get_or_create(
-            slug="failover", defaults={"name": "Failover", "site_quota": 1000}
-        )
-        actor = User.objects.filter(email="failover@farm.localhost").first() or (
-            User.objects.create_user("failover@farm.localhost", None, is_staff=True)
-        )
+        tenant, actor = bench_people("failover")
         try:
             domains: dict[str, str] = {}
             for i in range(args.sites):

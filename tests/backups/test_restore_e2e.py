@@ -22,10 +22,10 @@ from nodes.inventory import sync_nodes
 from sites import files
 from sites import services as site_services
 from sites.models import Site, SiteStatus
-from sites.swarm_site import remove_stack
 from tests.backups.conftest import checksum_tables
 from tests.fakes.s3 import ACCESS_KEY, REGION, SECRET_KEY, moto_server
 from tests.support.farm import ensure_farm
+from tests.support.sites import remove_test_site
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -46,9 +46,7 @@ def made() -> Iterator[list[int]]:
     previews = Restore.objects.filter(site_id__in=site_ids, preview_site__isnull=False)
     site_ids += [p for p in previews.values_list("preview_site_id", flat=True) if p]
     for site_id in site_ids:
-        remove_stack(site_id, lambda m: None)
-        mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
-        files.remove_site_files(site_id)
+        remove_test_site(site_id)
 
 
 @pytest.fixture

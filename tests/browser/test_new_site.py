@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 
 from farm.models import Tenant, User
-from nodes import mariadb
 from nodes.inventory import sync_nodes
-from sites import files
 from sites.models import Site
-from sites.swarm_site import remove_stack
 from tests.browser.conftest import log_in, screenshot
 from tests.conftest import PASSWORD
 from tests.support.farm import ensure_farm
 from tests.support.processes import kill_group, start_manage
+from tests.support.sites import remove_test_site
 
 pytestmark = [
     pytest.mark.browser,
@@ -83,6 +81,4 @@ def test_new_site_from_the_browser_to_the_install_screen(page, live_server, tmp_
     finally:
         kill_group(worker)
         if site_id is not None:
-            remove_stack(site_id, lambda m: None)
-            mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
-            files.remove_site_files(site_id)
+            remove_test_site(site_id)

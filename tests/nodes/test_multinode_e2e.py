@@ -24,8 +24,7 @@ from django.utils import timezone
 
 from farm.models import Tenant, User
 from farm.runner import run_operation
-from monitoring import prometheus
-from nodes import local_farm, mariadb
+from nodes import local_farm
 from nodes.inventory import sync_nodes
 from nodes.local_nodes import engines
 from nodes.local_nodes.plan import plan_roles
@@ -33,7 +32,7 @@ from nodes.quorum import quorum
 from nodes.swarm import client
 from sites import files, services
 from sites.models import Site, SiteStatus
-from sites.swarm_site import remove_stack
+from tests.support.sites import remove_test_site
 
 pytestmark = [
     pytest.mark.multinode,
@@ -84,10 +83,7 @@ def cleanup() -> Iterator[list[int]]:
     site_ids: list[int] = []
     yield site_ids
     for site_id in site_ids:
-        remove_stack(site_id, lambda m: None)
-        mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
-        files.remove_site_files(site_id)
-        prometheus.remove_site_target(site_id)
+        remove_test_site(site_id)
 
 
 def provision(tenant: Tenant, actor: User, cleanup: list[int], domain: str) -> Site:

@@ -25,10 +25,11 @@ from sites import files, service_states, services
 from sites.models import ReconcileReport, Site, SiteStatus, StackState
 from sites.reconcile import find_drift
 from sites.stack import network_name, stack_name
-from sites.swarm_site import remove_stack, site_db_host
+from sites.swarm_site import site_db_host
 from tests.fakes.cloudflare_api import running_fake_cloudflare
 from tests.support.farm import ensure_farm
 from tests.support.processes import kill_group, start_manage, wait_for
+from tests.support.sites import remove_test_site
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -53,10 +54,7 @@ def cleanup() -> Iterator[list[int]]:
     site_ids: list[int] = []
     yield site_ids
     for site_id in site_ids:
-        remove_stack(site_id, lambda m: None)
-        mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
-        files.remove_site_files(site_id)
-        prometheus.remove_site_target(site_id)
+        remove_test_site(site_id)
 
 
 def provision(
