@@ -353,7 +353,9 @@ def main() -> None:
                         result = trial(heartbeat, mode, domains, host)
                         trials.append(result)
                         print(report([result], idle), flush=True)
-            node_swarm.tune_swarm(leader, heartbeat_s=5, progress=print)
+            node_swarm.tune_swarm(
+                leader, heartbeat_s=settings.FARM_SWARM_HEARTBEAT_S, progress=print
+            )
         finally:
             for site_id in made:
                 removing(site_id)

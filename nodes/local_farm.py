@@ -206,8 +206,9 @@ def up(
     step = time.monotonic()
     node_swarm.form_swarm(report.specs, clients, progress=progress)
     leader = clients[report.specs[0].name]
-    if heartbeat_s is not None:
-        node_swarm.tune_swarm(leader, heartbeat_s=heartbeat_s, progress=progress)
+    node_swarm.tune_swarm(
+        leader, heartbeat_s=heartbeat_s or settings.FARM_SWARM_HEARTBEAT_S, progress=progress
+    )
     node_swarm.label_roles(leader, report.specs, progress=progress)
     report.timings["swarm"] = time.monotonic() - step
 

@@ -38,7 +38,8 @@ class Command(BaseCommand):
             "--heartbeat",
             type=float,
             default=None,
-            help="With --nodes: the Swarm dispatcher heartbeat in seconds (default 5).",
+            help="With --nodes: the Swarm dispatcher heartbeat in seconds "
+            "(default FARM_SWARM_HEARTBEAT_S, 2).",
         )
         parser.add_argument(
             "--wait",
