@@ -13,11 +13,22 @@ reference design's (php-fpm 384 MB / 0.5 CPU). CPU reservations are scaled by
 FARM_CPU_RESERVATION_SCALE (1.0 in production: php-fpm 0.25 CPU, ~22 sites on
 8 vCPU; 0.03 elsewhere, so a 2-core machine holds its 150 sites).
 
-Each node's reserved CPU and memory come from Swarm (``nodes.inventory.sync_nodes``
-sums the reservations of its running tasks every minute); the live sites whose
-tasks that sync did not see yet are placed on top, as Swarm would place them.
-Before the first sync, every live site is placed that way, beside the platform's
-reservation. The web process reads rows only: no Docker call.
+Only ready, active nodes with the ``worker`` role count: a drained, paused or down
+node holds no new task, and the sites it held are placed again on the others,
+where Swarm moves them. Each node's reserved CPU and memory come from Swarm
+(``nodes.inventory.sync_nodes`` sums the reservations of its running tasks every
+minute); the live sites whose tasks that sync did not see on a counted worker are
+placed on top. Before the first sync, every live site is placed that way, beside
+the platform's reservation. The web process reads rows only: no Docker call.
+
+Where a service goes: Swarm's scheduler keeps the nodes that meet the task's
+constraints and reservations, then takes the one with the fewest tasks of that
+service and, on a tie, the fewest tasks in all. A new site's services have no task
+anywhere yet and every site reserves the same, so on workers of one size that is,
+near enough, the node with the most memory free, which is what ``_place`` takes:
+sites spread over the workers. Whether some node holds the new site depends on room,
+not on that order; the order only decides where the sites the sync has not seen yet
+are assumed to be, which can differ from Swarm's on workers of different sizes.
 """
 
 from __future__ import annotations
@@ -92,6 +103,17 @@ def ready_workers() -> list[Node]:
     return [n for n in ready if "worker" in n.farm_roles]
 
 
+def counted_site_ids() -> set[int] | None:
+    """The sites whose tasks the last sync saw on a counted worker (their reservations
+    are in those nodes' rows); None until every ready worker has been synced. A site
+    seen only on a drained or down node is not here: Swarm moves it onto the others,
+    so it is placed again there."""
+    workers = ready_workers()
+    if not workers or any(n.reserved_memory_bytes is None for n in workers):
+        return None
+    return {int(pk) for n in workers for pk in n.seen_site_ids or []}
+
+
 @dataclass
 class Room:
     node: Node
@@ -133,7 +155,8 @@ def _rooms(nodes: list[Node], live: LiveSites) -> tuple[list[Room], list[bool]]:
 
 
 def _place(rooms: list[Room], need: Reservation) -> Room | None:
-    """Where Swarm would put it: a node that holds it, the one with most memory free."""
+    """A node that holds it, the one with most memory free (how Swarm spreads sites,
+    see the module's docstring); None if none holds it."""
     fitting = [r for r in rooms if r.fits(need)]
     return max(fitting, key=lambda r: r.memory_mb) if fitting else None
 
@@ -185,22 +208,41 @@ def _largest_first(name: str) -> int:
     return -SITE_SERVICES[name].memory_mb
 
 
+# How many workers a refusal names (the ones with most memory free); the rest are counted.
+NAMED_IN_REFUSAL = 5
+
+
 def _no_room(name: str, need: Reservation, rooms: list[Room]) -> str:
-    wants = (
+    """Every worker is short of something: name each (up to NAMED_IN_REFUSAL) with
+    what it has left of the short resource, then which resource is short where."""
+    ranked = sorted(rooms, key=lambda r: (-r.memory_mb, -r.cpu))
+    short: dict[str, list[str]] = {"Memory": [], "CPU": []}
+    lines = []
+    for room in ranked:
+        host = room.node.hostname
+        left = []
+        if room.memory_mb < need.memory_mb:
+            short["Memory"].append(host)
+            left.append(f"{max(room.memory_mb, 0):.0f} MB of {room.total_mb / 1024:.1f} GiB")
+        if room.cpu < _scaled(need.cpu) - 1e-9:
+            short["CPU"].append(host)
+            left.append(f"{max(room.cpu, 0):.4g} of {room.total_cpu:g} CPUs")
+        lines.append(f"{host} has {' and '.join(left)} unreserved")
+    named = lines[:NAMED_IN_REFUSAL]
+    if len(lines) > len(named):
+        named.append(f"{len(lines) - len(named)} more ready workers have less memory free")
+    where = "; ".join(
+        f"{resource} is short on {_hosts(hosts)}" for resource, hosts in short.items() if hosts
+    )
+    return (
         f"No worker has room for this site's {SERVICE_LABELS[name]} (it reserves "
         f"{need.memory_mb} MB of memory and {_scaled(need.cpu):.4g} CPU): "
+        f"{', '.join(named)}. {where}: add a worker node or delete unused sites."
     )
-    with_memory = [r for r in rooms if r.memory_mb >= need.memory_mb]
-    if not with_memory:
-        best = max(rooms, key=lambda r: r.memory_mb)
-        return wants + (
-            f"the ready worker with the most free memory, {best.node.hostname}, has "
-            f"{max(best.memory_mb, 0):.0f} MB of {best.total_mb / 1024:.1f} GiB unreserved. "
-            "Memory is short: add a worker node or delete unused sites."
-        )
-    best = max(with_memory, key=lambda r: r.cpu)
-    return wants + (
-        f"the ready worker with the most unreserved CPU, {best.node.hostname}, has "
-        f"{max(best.cpu, 0):.4g} of {best.total_cpu:g} CPUs unreserved. "
-        "CPU is short: add a worker node or delete unused sites."
-    )
+
+
+def _hosts(hosts: list[str]) -> str:
+    if len(hosts) > NAMED_IN_REFUSAL:
+        shown = hosts[:NAMED_IN_REFUSAL]
+        return f"{', '.join(shown)} and {len(hosts) - len(shown)} more"
+    return hosts[0] if len(hosts) == 1 else f"{', '.join(hosts[:-1])} and {hosts[-1]}"

@@ -106,10 +106,18 @@ def sync_nodes() -> dict[str, int]:
             seen.add(attrs["ID"])
             created += was_created
             updated += not was_created
+        # A node that left runs nothing: its row no longer counts sites or reservations.
         gone = (
             Node.objects.exclude(swarm_id__in=seen)
             .exclude(status=NodeStatus.GONE)
-            .update(status=NodeStatus.GONE, status_changed_at=now, synced_at=now)
+            .update(
+                status=NodeStatus.GONE,
+                status_changed_at=now,
+                synced_at=now,
+                reserved_cpus=0,
+                reserved_memory_bytes=0,
+                seen_site_ids=[],
+            )
         )
     return {"created": created, "updated": updated, "gone": gone}
 

@@ -87,8 +87,9 @@ class Node(models.Model):
 
     @property
     def site_count(self) -> int:
-        """Sites with a running task here, as of the last sync."""
-        return len(self.seen_site_ids)
+        """Sites with a running task here, as of the last sync; none once it has left
+        the Swarm (node.remove marks it gone without waiting for a sync)."""
+        return 0 if self.status == NodeStatus.GONE else len(self.seen_site_ids)
 
     def is_schedulable(self) -> bool:
         return self.status == NodeStatus.READY and self.availability == NodeAvailability.ACTIVE

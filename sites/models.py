@@ -9,8 +9,7 @@ from django.db import models
 
 from farm.crypto import EncryptedTextField
 from farm.models import TenantScopedQuerySet
-from nodes.capacity import LiveSites
-from nodes.models import Node, NodeStatus
+from nodes.capacity import LiveSites, counted_site_ids
 from sites.domains import DOMAIN_PATTERN, display_domain, is_local_domain
 
 if TYPE_CHECKING:
@@ -56,24 +55,18 @@ class SiteQuerySet(TenantScopedQuerySet):
     def live_counts(self) -> LiveSites:
         """The live sites among these, with and without Redis: what they reserve on
         the workers (``nodes.capacity.check_room_for_site``); and how many of them the
-        last node sync saw no task of. Two queries."""
-        synced = Node.objects.exclude(status=NodeStatus.GONE).values_list(
-            "reserved_memory_bytes", "seen_site_ids"
-        )
-        seen: set[int] = set()
-        ever_synced = bool(synced)
-        for reserved, site_ids in synced:
-            ever_synced &= reserved is not None
-            seen.update(site_ids or [])
+        last node sync saw no task of on a worker that counts (a site seen only on a
+        drained or down node is placed again). Two queries."""
+        seen = counted_site_ids()
         cached = models.Q(cache_enabled=True)
-        unseen = ~models.Q(pk__in=seen)
+        unseen = ~models.Q(pk__in=seen or [])
         counts = self.live().aggregate(
             total=models.Count("id"),
             cached=models.Count("id", filter=cached),
             unseen=models.Count("id", filter=unseen),
             unseen_cached=models.Count("id", filter=unseen & cached),
         )
-        if not ever_synced:
+        if seen is None:
             return LiveSites(cached=counts["cached"], plain=counts["total"] - counts["cached"])
         return LiveSites(
             cached=counts["cached"],

@@ -107,8 +107,8 @@ def test_150_sites_fit_on_this_machine_kind_and_the_182nd_is_refused_for_memory(
         check_room_for_site(cache_enabled=True, live=LiveSites(cached=181, plain=0))
     assert str(refused.value) == (
         "No worker has room for this site's php-fpm (it reserves 96 MB of memory and "
-        "0.0075 CPU): the ready worker with the most free memory, farm-1, has 57 MB of "
-        "23.5 GiB unreserved. Memory is short: add a worker node or delete unused sites."
+        "0.0075 CPU): farm-1 has 57 MB of 23.5 GiB unreserved. "
+        "Memory is short on farm-1: add a worker node or delete unused sites."
     )
 
 
@@ -152,7 +152,7 @@ def test_a_node_short_of_cpu_is_named_with_cpu_as_the_short_resource(settings):
     with pytest.raises(CapacityError) as refused:
         check_room_for_site(cache_enabled=False, live=live)
     assert "this site's php-fpm (it reserves 96 MB of memory and 0.25 CPU)" in str(refused.value)
-    assert "w1, has 0.1 of 1 CPUs unreserved. CPU is short" in str(refused.value)
+    assert "w1 has 0.1 of 1 CPUs unreserved. CPU is short on w1:" in str(refused.value)
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@ is reserved of its resources, its roles and availability; plus what the sync rea
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from itertools import count
 from typing import Any
@@ -178,3 +179,65 @@ def test_the_page_costs_the_same_queries_however_many_nodes(operator):
         add_node(f"node-{n}", "manager" if n <= 5 else "worker", seen_site_ids=[n])
     assert queries() == small
     assert Node.objects.count() == 29
+
+
+def site_task(node_id: str, stack: str, memory_mb: int) -> dict[str, Any]:
+    """A running task as ``GET /tasks`` returns it, with its stack label and reservation."""
+    return {
+        "NodeID": node_id,
+        "Status": {"State": "running"},
+        "Spec": {
+            "Resources": {"Reservations": {"MemoryBytes": memory_mb * 1024**2}},
+            "ContainerSpec": {"Labels": {"com.docker.stack.namespace": stack}},
+        },
+    }
+
+
+def site_counts(body: str) -> dict[str, str]:
+    rows = re.findall(r'<tr data-node="([^"]+)">.*?data-sites="(\d+)"', body, flags=re.S)
+    return dict(rows)
+
+
+@pytest.mark.django_db
+def test_each_workers_row_counts_the_sites_its_tasks_belong_to(operator):
+    """The local 3-node farm: node-1 (edge, db) runs the platform, the two workers run
+    the sites; a site whose services landed on both counts on both."""
+    nodes = [
+        swarm_node("a", "farm-node-1", leader=True),
+        swarm_node("b", "farm-node-2"),
+        swarm_node("c", "farm-node-3"),
+    ]
+    nodes[0]["Spec"]["Labels"] = {"farm.role.edge": "true", "farm.role.db": "true"}
+    docker = fake_swarm(nodes)
+    docker.api.tasks.return_value = [
+        site_task("a", "farm", 512),
+        site_task("b", "wp-3", 96),
+        site_task("b", "wp-3", 16),
+        site_task("b", "wp-4", 96),
+        site_task("c", "wp-4", 16),
+        site_task("c", "wp-5", 96),
+        site_task("c", "wp-5", 16),
+        site_task("c", "wp-6", 96),
+    ]
+    with mock.patch("nodes.inventory.client", return_value=docker):
+        sync_nodes()
+    body = client_for(operator).get(reverse("node_list")).content.decode()
+    assert site_counts(body) == {"farm-node-1": "0", "farm-node-2": "2", "farm-node-3": "3"}
+
+    # farm-node-3 leaves the Swarm: its row stays for history, with no sites.
+    docker.api.nodes.return_value = nodes[:2]
+    docker.api.tasks.return_value = docker.api.tasks.return_value[:4]
+    with mock.patch("nodes.inventory.client", return_value=docker):
+        sync_nodes()
+    gone = Node.objects.get(swarm_id="c")
+    assert (gone.status, gone.seen_site_ids, gone.reserved_memory_bytes) == ("gone", [], 0)
+    body = client_for(operator).get(reverse("node_list")).content.decode()
+    assert site_counts(body) == {"farm-node-1": "0", "farm-node-2": "2", "farm-node-3": "0"}
+
+
+@pytest.mark.django_db
+def test_a_node_removed_by_the_panel_counts_no_sites_before_the_next_sync(operator):
+    # node.remove marks the row gone itself; its last sync's sites are history.
+    add_node("farm-node-3", status="gone", seen_site_ids=[4, 5])
+    body = client_for(operator).get(reverse("node_list")).content.decode()
+    assert site_counts(body) == {"farm-node-3": "0"}
