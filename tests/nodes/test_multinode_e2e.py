@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -148,6 +149,14 @@ def test_three_managers_one_leader_and_the_planned_roles(farm) -> None:
     assert "farm.role.worker" not in labels["farm-node-1"]
     assert labels["farm-node-2"].get("farm.role.worker") == "true"
     assert quorum(list(farm_nodes())).writable
+    # Every service names its image by digest in the private registry (the registry's
+    # own image is side-loaded: it cannot come from itself).
+    pinned = re.compile(r"^127\.0\.0\.1:5000/farm/[a-z]+@sha256:[0-9a-f]{64}$")
+    for service in cli.api.services():
+        name = service["Spec"]["Name"]
+        image = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        if name != "farm_registry":
+            assert pinned.match(image), (name, image)
     # The overlays are as encrypted as the probe said this kernel allows.
     net = cli.api.inspect_network("farm-db")
     assert ("encrypted" in (net.get("Options") or {})) == farm.encrypted, farm.encryption_reason
