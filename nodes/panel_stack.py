@@ -51,7 +51,7 @@ from farm.errors import FarmError
 from nodes import images, mariadb, platform, platform_panel
 from nodes.bootstrap import Report, ensure_config, ensure_secret, secret_value
 from nodes.overlay import overlay_encrypted
-from nodes.swarm import ServiceDef, apply_service, client, wait_converged
+from nodes.swarm import FileRef, ServiceDef, apply_service, client, wait_converged
 
 Progress = Callable[[str], None]
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -66,6 +66,7 @@ RESTIC_PASSWORD_FILE = "restic-password"
 # How the containers reach MariaDB: its alias and port on farm-db (nodes/platform.py).
 MARIADB_IN_SWARM = "mariadb:3306"
 MIGRATE_TIMEOUT_S = 600
+IMAGES_TARGET = platform_panel.IMAGES_CONFIG_TARGET
 ENGINE_SERVICES = (platform_panel.WORKER, platform_panel.WATCH)
 # The only engine a worker or the watcher talks to: its own manager's, bind-mounted.
 ENGINE_ENV = {"DOCKER_HOST": f"unix://{platform_panel.DOCKER_SOCKET}", "FARM_DOCKER_HOSTS": ""}
@@ -145,15 +146,20 @@ def farm_env(*, encrypted: bool) -> dict[str, str]:
 def service_defs(
     image: str, values: Mapping[str, str], *, encrypted: bool, images_config: str
 ) -> list[ServiceDef]:
-    """``platform_panel.service_defs`` with ``farm_env`` for all three and ENGINE_ENV
-    for the worker and the watcher."""
+    """``platform_panel.service_defs`` with ``farm_env`` and the image manifest for all
+    three (the web's site form offers the runtimes of FARM_IMAGES' family: the local
+    builds', not production's default upstream ones), and ENGINE_ENV for the worker
+    and the watcher."""
     shared = farm_env(encrypted=encrypted)
+    shared |= {"FARM_IMAGES": "registry", "FARM_IMAGE_MANIFEST_FILE": IMAGES_TARGET}
+    manifest = FileRef(images_config, IMAGES_TARGET)
     defs = []
     for sdef in platform_panel.service_defs(image, dict(values), images_config=images_config):
         env = {**sdef.env, **shared}
         if sdef.name in ENGINE_SERVICES:
             env |= ENGINE_ENV
-        defs.append(replace(sdef, env=env))
+        configs = sdef.configs if manifest in sdef.configs else [*sdef.configs, manifest]
+        defs.append(replace(sdef, env=env, configs=configs))
     return defs
 
 

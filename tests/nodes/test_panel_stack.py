@@ -91,6 +91,13 @@ def test_workers_reach_the_platform_by_service_name_and_share_the_nodes_paths(fa
     assert env["FARM_IMAGES"] == "registry"
 
 
+def test_every_container_reads_the_image_manifest_the_web_for_the_site_runtimes(farm) -> None:
+    for sdef in _defs(encrypted=True).values():
+        assert sdef.env["FARM_IMAGES"] == "registry", sdef.name
+        assert [(c.name, c.target) for c in sdef.configs] == [("cfg", "/etc/farm/images.json")]
+        assert sdef.env["FARM_IMAGE_MANIFEST_FILE"] == "/etc/farm/images.json"
+
+
 def test_the_containers_are_told_the_shape_of_the_farm_the_host_drives(farm, settings) -> None:
     settings.FARM_CPU_RESERVATION_SCALE = 0.03
     for sdef in _defs(encrypted=False).values():
@@ -135,14 +142,17 @@ def _settings_in(sdef: ServiceDef, tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("encrypted", [False, True])
-def test_a_worker_starts_with_its_environment_on_either_kind_of_overlay(
-    farm, tmp_path, encrypted
+@pytest.mark.parametrize(
+    "service", [platform_panel.WEB, platform_panel.WORKER, platform_panel.WATCH]
+)
+def test_each_service_starts_with_its_environment_on_either_kind_of_overlay(
+    farm, tmp_path, encrypted, service
 ) -> None:
-    loaded = _settings_in(_defs(encrypted=encrypted)[platform_panel.WORKER], tmp_path)
-    assert loaded["hosts"] == []  # DOCKER_HOST alone: its own manager's socket
+    loaded = _settings_in(_defs(encrypted=encrypted)[service], tmp_path)
+    assert loaded["hosts"] == []  # a worker: DOCKER_HOST alone, its own manager's socket
     assert loaded["debug"] is False
     assert loaded["enc"] == ("on" if encrypted else "off")
-    assert loaded["role"] == "worker"
+    assert loaded["role"] == ("web" if service == platform_panel.WEB else "worker")
     assert loaded["db"] == ["django.db.backends.mysql", "mariadb", "3306", "panel", "panel"]
 
 
