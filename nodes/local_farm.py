@@ -17,6 +17,9 @@ with client failover. In order, each step idempotent:
    pushed to it and pinned by digest (FARM_IMAGES=registry), pulled by each node;
 6. the platform, with the settings of ``farm_settings`` (written to
    ``<FARM_VAR_DIR>/farm-nodes/farm.env`` for the panel's other processes).
+7. with ``--with-panel``, the panel itself as a stack of the farm (nodes/panel_stack.py:
+   its database, migrate from the host, secrets, services, route), its image built and
+   pushed with the others in steps 1 and 5.
 
 The multi-node farm keeps its own data under ``<FARM_VAR_DIR>/farm-nodes/``, so it
 can run beside the single-node farm of the same checkout without sharing a
@@ -148,10 +151,12 @@ def up(
     *,
     heartbeat_s: float | None = None,
     wait_s: float = 300,
+    with_panel: bool = False,
     progress: Progress = print,
 ) -> NodesReport:
-    """Bring the local multi-node farm up (or repair it); see the module's docstring."""
-    from nodes import bootstrap  # the platform step; bootstrap stays under its line budget
+    """Bring the local multi-node farm up (or repair it); see the module's docstring.
+    ``with_panel``: the panel's image too, and then the panel as a stack (step 7)."""
+    from nodes import bootstrap, panel_stack  # under their line budgets, apart
 
     if n < 1:
         raise LocalNodeError(f"a farm needs at least one node, not {n}")
@@ -162,15 +167,20 @@ def up(
     for path in paths.values():
         Path(path).mkdir(parents=True, exist_ok=True)
     built = images.build_images(host, cache_dir=settings.FARM_IMAGE_CACHE_DIR, progress=progress)
+    panel = ["panel"] if with_panel else []
     own = images.build_images(
-        host, cache_dir=settings.FARM_IMAGE_CACHE_DIR, roles=["node", "registry"], progress=progress
+        host,
+        cache_dir=settings.FARM_IMAGE_CACHE_DIR,
+        roles=["node", "registry", *panel],
+        progress=progress,
     ).tags()
     report.timings["images"] = time.monotonic() - started
 
     step = time.monotonic()
     targets, datadir = str(paths["FARM_PROMETHEUS_TARGETS_DIR"]), str(paths["FARM_MARIADB_DATA"])
     binds = {
-        targets: {"bind": targets, "mode": "ro"},
+        # rw: the panel's workers (--with-panel) write the sites' target files there.
+        targets: {"bind": targets, "mode": "rw"},
         distribution.REGISTRY_VOLUME: {"bind": platform.REGISTRY_STORAGE_DIR, "mode": "rw"},
     }
     wanted = {}
@@ -182,7 +192,7 @@ def up(
     if any(_binds_differ(host, name, extra) for name, extra in wanted.items()):
         # Engines made for another FARM_VAR_DIR: they cannot be given new mounts, so the
         # farm starts over on the kept volumes (same images, same Gluster peers and bricks).
-        progress("the nodes' bind mounts are another var dir's: making the nodes again")
+        progress("the nodes' bind mounts are another var dir's (or older): making them again")
         report.changes += down(progress=progress)
     for spec in report.specs:
         extra = wanted[spec.name]
@@ -233,7 +243,8 @@ def up(
         report.changes += distribution.load_into_nodes(
             host, clients, {s.name: [own["registry"]] for s in report.specs}, progress
         )
-        pinned = distribution.publish(host, own["registry"], built.tags(), progress)
+        local = {**built.tags(), **{role: own[role] for role in panel}}
+        pinned = distribution.publish(host, own["registry"], local, progress)
         distribution.pull_into_nodes(clients, report.specs, pinned, progress)
     report.settings.update(
         FARM_IMAGES="registry", FARM_IMAGE_MANIFEST_FILE=settings.FARM_IMAGE_MANIFEST_FILE
@@ -246,6 +257,11 @@ def up(
         platform_report = bootstrap.farm_up(build=False, wait_s=wait_s, progress=progress)
     report.changes += platform_report.changes
     report.timings["platform"] = time.monotonic() - step
+    if with_panel:
+        with driving(report.settings):
+            stack = panel_stack.ensure_panel(wait_s=wait_s, progress=progress, pull_into=clients)
+        report.changes += stack.changes
+        report.timings.update(stack.timings)
     for cli in clients.values():
         cli.close()
     report.timings["total"] = time.monotonic() - started
@@ -253,15 +269,20 @@ def up(
 
 
 def _binds_differ(host: docker.DockerClient, node: str, extra: Mapping[str, Any]) -> bool:
-    """Whether ``node``'s container exists without the host directories ``extra`` names."""
+    """Whether ``node``'s container exists without the host directories ``extra`` names,
+    or with one of them read-only that is wanted writable (or the reverse)."""
     container = engines.find_engine(host, node)
     if container is None:
         return False
     mounts = container.attrs.get("Mounts") or []
-    mounted = {m.get("Name") if m.get("Type") == "volume" else m.get("Source") for m in mounts}
+    mounted = {
+        m.get("Name") if m.get("Type") == "volume" else m.get("Source"): bool(m.get("RW", True))
+        for m in mounts
+    }
     published = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
     wants_port = container.name == f"{NODE_PREFIX}1"
-    return not set(extra) <= mounted or (wants_port and not published)
+    differ = any(mounted.get(src) != (b.get("mode") != "ro") for src, b in extra.items())
+    return differ or (wants_port and not published)
 
 
 def registry_port() -> dict[str, tuple[str, int]]:

@@ -28,6 +28,8 @@ from django.conf import settings
 from farm.errors import FarmError
 
 SITE_IDENTIFIER = re.compile(r"^wp_[0-9]{1,12}$")
+# The panel's own database and user (a panel on the farm): never a site's wp_ name.
+PANEL_IDENTIFIER = re.compile(r"^panel(?:_[a-z0-9]{1,16})?$")
 _TABLE_NAME = re.compile(r"^[^\x00-\x1f`]{1,64}$")
 # Error numbers after which trying again can help (server gone, lock wait...).
 _RETRYABLE = {1040, 1205, 1213, 2002, 2003, 2006, 2013}
@@ -137,8 +139,20 @@ def ensure_site_database(*, name: str, user: str, password: str) -> list[str]:
 
     Where ProxySQL fronts MariaDB, the user must be added there too
     (``nodes.proxysql.ensure_site_user``)."""
-    check_identifier(name)
-    check_identifier(user)
+    return _ensure_database(check_identifier(name), check_identifier(user), password)
+
+
+def ensure_panel_database(*, name: str, user: str, password: str) -> list[str]:
+    """The panel's own database when it runs on the farm (docs/plans/multi-node.md D7)
+    and a user that may use only it, like a site's; returns what was done."""
+    for identifier in (name, user):
+        if not PANEL_IDENTIFIER.match(identifier):
+            raise DatabaseError(f"Refusing unexpected panel database identifier {identifier!r}.")
+    return _ensure_database(name, user, password)
+
+
+def _ensure_database(name: str, user: str, password: str) -> list[str]:
+    """Create database and user where missing; the identifiers are checked already."""
     done: list[str] = []
     with connect(admin_endpoint(), what="MariaDB") as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (name,))
@@ -149,7 +163,7 @@ def ensure_site_database(*, name: str, user: str, password: str) -> list[str]:
             done.append(f"created database {name}")
         cur.execute("SELECT 1 FROM mysql.user WHERE User=%s AND Host='%%'", (user,))
         if cur.fetchall():
-            # Keep the password in step with the one the site's secret holds.
+            # Keep the password in step with the one its secret holds.
             cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, password))
         else:
             cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))

@@ -1,7 +1,8 @@
 """Bring the farm up on the Swarm at DOCKER_HOST (or the local engine); idempotent.
 
 ``--nodes N``: the local multi-node farm instead (nodes/local_farm.py), N engine
-containers on this machine, its settings written to var/farm-nodes/farm.env."""
+containers on this machine, its settings written to var/farm-nodes/farm.env;
+``--with-panel`` also runs the panel on that farm as a stack (nodes/panel_stack.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from farm.errors import FarmError
-from nodes import local_farm
+from nodes import local_farm, panel_stack
 from nodes.bootstrap import Report, ensure_engine, farm_up
 from nodes.inventory import sync_nodes
 
@@ -42,6 +43,12 @@ class Command(BaseCommand):
             "(default FARM_SWARM_HEARTBEAT_S, 2).",
         )
         parser.add_argument(
+            "--with-panel",
+            action="store_true",
+            help="With --nodes: also build the panel's image and run the panel on the farm "
+            "(2 web replicas behind Traefik, 2 workers, the node watcher).",
+        )
+        parser.add_argument(
             "--wait",
             type=float,
             default=300,
@@ -56,18 +63,21 @@ class Command(BaseCommand):
         wait: float,
         nodes: int,
         heartbeat: float | None,
+        with_panel: bool,
         **options: Any,
     ) -> None:
         def progress(message: str) -> None:
             self.stdout.write(f"  … {message}")
 
+        if with_panel and not nodes:
+            raise CommandError("--with-panel needs --nodes N: the panel runs on the local farm.")
         if nodes:
             if start_engine:  # the host engine, which runs the node containers
                 try:
                     ensure_engine(start_engine=True, progress=progress, report=Report())
                 except FarmError as exc:
                     raise CommandError(exc.message) from exc
-            self._nodes(nodes, heartbeat, wait, progress)
+            self._nodes(nodes, heartbeat, wait, with_panel, progress)
             return
         try:
             report = farm_up(
@@ -86,11 +96,15 @@ class Command(BaseCommand):
                 self.style.SUCCESS(f"Farm is up; {len(report.changes)} change(s) ({timings}).")
             )
 
-    def _nodes(self, n: int, heartbeat: float | None, wait: float, progress: Any) -> None:
+    def _nodes(
+        self, n: int, heartbeat: float | None, wait: float, with_panel: bool, progress: Any
+    ) -> None:
         try:
             # No sync_nodes here: this process's database is the single-node farm's panel;
             # the panel started with farm.env syncs the nodes itself.
-            report = local_farm.up(n, heartbeat_s=heartbeat, wait_s=wait, progress=progress)
+            report = local_farm.up(
+                n, heartbeat_s=heartbeat, wait_s=wait, with_panel=with_panel, progress=progress
+            )
         except FarmError as exc:
             raise CommandError(exc.message) from exc
         for change in report.changes:
@@ -109,3 +123,5 @@ class Command(BaseCommand):
                 f"{local_farm.env_file()} (set -a; . {local_farm.env_file()}; set +a)."
             )
         )
+        if with_panel:
+            self.stdout.write(f"  the panel: {panel_stack.describe(report.settings)}")
