@@ -228,6 +228,24 @@ def migrate(
         report.changed(f"migrated database {DATABASE}: {len(applied)} migration(s) applied")
     else:
         report.same(f"database {DATABASE} migrations")
+    # The periodic tasks (node sync, reconcile, backups, RPO, alerts) the in-farm workers
+    # run: without them a panel that runs only on the farm never learns its nodes.
+    manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "ensure_schedules"]
+    result = run(
+        manage,
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=MIGRATE_TIMEOUT_S,
+        check=False,
+    )
+    if result.returncode != 0:
+        said = _blank(f"{result.stdout or ''}{result.stderr or ''}", password).strip()
+        raise PanelStackError(
+            f"manage.py ensure_schedules against {DATABASE} on {where} failed "
+            f"(exit {result.returncode}):\n" + "\n".join(said.splitlines()[-12:])
+        )
 
 
 def apply_services(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -307,7 +307,7 @@ def apply_service(cli: docker.DockerClient, sdef: ServiceDef) -> Outcome:
             == spec["labels"][SPEC_HASH_LABEL]
         ):
             return "unchanged"
-        if set(existing["Spec"].get("Mode") or {}) != set(spec["mode"]):
+        if _mode_kind(existing["Spec"].get("Mode") or {}) != _mode_kind(spec["mode"]):
             # Swarm cannot turn a replicated service into a global one (or back) in place.
             cli.api.remove_service(existing["ID"])
             _wait_removed(cli, sdef.name)
@@ -317,6 +317,12 @@ def apply_service(cli: docker.DockerClient, sdef: ServiceDef) -> Outcome:
             existing["ID"], existing["Version"]["Index"], fetch_current_spec=False, **spec
         )
         return "updated"
+
+
+def _mode_kind(mode: Mapping[str, Any]) -> set[str]:
+    """{"replicated"} or {"global"}: the Engine answers "Replicated", the SDK writes
+    "replicated" (Go's JSON takes either)."""
+    return {key.lower() for key in mode}
 
 
 def _wait_removed(cli: docker.DockerClient, name: str, timeout_s: float = 30) -> None:

@@ -228,6 +228,7 @@ class FakeFarm:
         self.engine = SimpleNamespace(secrets=FakeObjects(), configs=FakeObjects())
         self.migrate_env: dict[str, str] = {}
         self.migrate_argv: list[str] = []
+        self.commands: list[tuple[str, str]] = []  # (manage.py command, DATABASE_URL)
 
     def ensure_panel_database(self, *, name: str, user: str, password: str) -> list[str]:
         done = []
@@ -240,8 +241,11 @@ class FakeFarm:
         return done
 
     def run(self, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        self.migrate_argv, self.migrate_env = argv, kw["env"]
         url = kw["env"]["DATABASE_URL"]
+        self.commands.append((argv[2], url))
+        if argv[2] != "migrate":
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        self.migrate_argv, self.migrate_env = argv, kw["env"]
         if self.migrated:
             out = "Running migrations:\n  No migrations to apply.\n"
         else:  # the URL too, as a chatty tool might print it
@@ -382,3 +386,12 @@ def test_a_node_with_the_targets_read_only_is_made_again(monkeypatch) -> None:
     assert local_farm._binds_differ(None, "farm-node-2", wanted) is True  # type: ignore[arg-type]
     found["farm-node-2"] = node(rw=True)
     assert local_farm._binds_differ(None, "farm-node-2", wanted) is False  # type: ignore[arg-type]
+
+
+def test_the_panel_on_the_farm_gets_its_periodic_tasks(fake_farm) -> None:
+    """Without its schedules the in-farm workers would never sync the nodes, so the
+    panel on the farm could place no site."""
+    panel_stack.ensure_panel(progress=lambda m: None, run=fake_farm.run)
+    commands = [command for command, _url in fake_farm.commands]
+    assert commands == ["migrate", "ensure_schedules"]
+    assert len({url for _command, url in fake_farm.commands}) == 1, "both on the farm's database"
