@@ -94,10 +94,25 @@ def provision(tenant: Tenant, actor: User, cleanup: list[int], domain: str) -> S
     cleanup.append(created.site.pk)
     run_operation(created.operation.pk)
     created.operation.refresh_from_db()
-    assert created.operation.status == "succeeded", created.operation.error
+    assert created.operation.status == "succeeded", (
+        f"{created.operation.error}\n{stack_report(created.site)}"
+    )
     created.site.refresh_from_db()
     assert created.site.status == SiteStatus.ACTIVE
     return created.site
+
+
+def stack_report(site: Site) -> str:
+    """Where each of the site's tasks is and what Swarm says of it (for a failure)."""
+    cli = client()
+    names = {n["ID"]: n["Description"]["Hostname"] for n in cli.api.nodes()}
+    tasks = cli.api.tasks(filters={"label": f"com.docker.stack.namespace={site.stack_name}"})
+    return "\n".join(
+        f"  {t['Spec']['ContainerSpec']['Image'].split('@')[0]} on "
+        f"{names.get(t.get('NodeID', ''), '?')}: {t['Status'].get('State')} "
+        f"{t['Status'].get('Err') or t['Status'].get('Message', '')}"
+        for t in tasks
+    )
 
 
 def get(domain: str, path: str, timeout: float = 5) -> requests.Response:
