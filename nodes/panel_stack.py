@@ -191,15 +191,12 @@ def _blank(text: str, password: str) -> str:
     return text.replace(password, "********") if password else text
 
 
-def migrate(
-    password: str, report: Report, progress: Progress, *, run: Runner = subprocess.run
-) -> None:
-    """``manage.py migrate`` against the panel's database on the farm, from the host."""
+def _manage(command: list[str], env: dict[str, str], password: str, run: Runner) -> str:
+    """``manage.py <command>`` from the host against the panel's database on the farm;
+    its output (the password blanked), or PanelStackError naming the command."""
     where = f"{settings.FARM_MARIADB_HOST}:{settings.FARM_MARIADB_PORT}"
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL_FILE"}
-    env["DATABASE_URL"] = host_database_url(password)
-    progress(f"migrating the panel's database {DATABASE} on {where}")
-    argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "migrate", "--noinput"]
+    what = f"manage.py {command[0]} against {DATABASE} on {where}"
+    argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *command]
     try:
         result = run(
             argv,
@@ -212,17 +209,25 @@ def migrate(
         )
     except subprocess.TimeoutExpired:
         raise PanelStackError(
-            f"manage.py migrate against {DATABASE} on {where} did not end within "
-            f"{MIGRATE_TIMEOUT_S} s.",
-            retryable=True,
+            f"{what} did not end within {MIGRATE_TIMEOUT_S} s.", retryable=True
         ) from None
     output = _blank(f"{result.stdout or ''}{result.stderr or ''}", password)
     if result.returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-12:])
-        raise PanelStackError(
-            f"manage.py migrate against {DATABASE} on {where} failed "
-            f"(exit {result.returncode}):\n{tail}"
-        )
+        raise PanelStackError(f"{what} failed (exit {result.returncode}):\n{tail}")
+    return output
+
+
+def migrate(
+    password: str, report: Report, progress: Progress, *, run: Runner = subprocess.run
+) -> None:
+    """``manage.py migrate`` against the panel's database on the farm, from the host,
+    then its periodic tasks (``ensure_schedules``)."""
+    where = f"{settings.FARM_MARIADB_HOST}:{settings.FARM_MARIADB_PORT}"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL_FILE"}
+    env["DATABASE_URL"] = host_database_url(password)
+    progress(f"migrating the panel's database {DATABASE} on {where}")
+    output = _manage(["migrate", "--noinput"], env, password, run)
     applied = [line for line in output.splitlines() if line.strip().startswith("Applying ")]
     if applied:
         report.changed(f"migrated database {DATABASE}: {len(applied)} migration(s) applied")
@@ -230,22 +235,7 @@ def migrate(
         report.same(f"database {DATABASE} migrations")
     # The periodic tasks (node sync, reconcile, backups, RPO, alerts) the in-farm workers
     # run: without them a panel that runs only on the farm never learns its nodes.
-    manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "ensure_schedules"]
-    result = run(
-        manage,
-        env=env,
-        cwd=settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=MIGRATE_TIMEOUT_S,
-        check=False,
-    )
-    if result.returncode != 0:
-        said = _blank(f"{result.stdout or ''}{result.stderr or ''}", password).strip()
-        raise PanelStackError(
-            f"manage.py ensure_schedules against {DATABASE} on {where} failed "
-            f"(exit {result.returncode}):\n" + "\n".join(said.splitlines()[-12:])
-        )
+    _manage(["ensure_schedules"], env, password, run)
 
 
 def apply_services(

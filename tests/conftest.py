@@ -9,6 +9,9 @@ import tests.support.kinds  # noqa: F401  (registers the test operation kinds)
 from farm.models import Membership, Tenant, User
 from nodes.models import Node
 
+# ``cleanup``: the Docker tests' list of sites to remove afterwards.
+pytest_plugins = ["tests.support.sites"]
+
 PASSWORD = "correct horse battery staple"
 
 

@@ -61,8 +61,8 @@ def load_into_nodes(
     wanted: Mapping[str, Sequence[str]],
     progress: Progress,
 ) -> list[str]:
-    """Side-load ``wanted`` (node -> local tags) from the host engine where missing,
-    the nodes at the same time; the saved tar streams from one engine into the other."""
+    """Side-load ``wanted`` (node -> local tags) from the host engine where missing
+    (``nodes.images.side_load``), the nodes at the same time."""
 
     def load(node: str) -> list[str]:
         cli = clients[node]
@@ -73,8 +73,7 @@ def load_into_nodes(
             if tag in have:
                 continue
             started = time.monotonic()
-            with engines.engine_errors(f"Loading {tag} into {node}", engine=f"{node}'s engine"):
-                cli.api.load_image(host.images.get(tag).save(named=True))
+            images.side_load(host, cli, tag)
             progress(f"{node}: loaded {tag} in {time.monotonic() - started:.1f}s")
             done.append(f"{node}: image {tag}")
         return done

@@ -33,7 +33,6 @@ from nodes.quorum import quorum
 from nodes.swarm import client
 from sites import files, services
 from sites.models import Site, SiteStatus
-from tests.support.sites import remove_test_site
 
 pytestmark = [
     pytest.mark.multinode,
@@ -77,14 +76,6 @@ def people(db) -> tuple[Tenant, User]:
     tenant = Tenant.objects.create(name="MN", slug=f"mn-{uuid.uuid4().hex[:6]}", site_quota=20)
     operator = User.objects.create_user("mn@farm.test", "pw-mn-123456", is_staff=True)
     return tenant, operator
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[int]]:
-    site_ids: list[int] = []
-    yield site_ids
-    for site_id in site_ids:
-        remove_test_site(site_id)
 
 
 def provision(tenant: Tenant, actor: User, cleanup: list[int], domain: str) -> Site:

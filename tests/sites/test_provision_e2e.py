@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -29,7 +28,6 @@ from sites.swarm_site import site_db_host
 from tests.fakes.cloudflare_api import running_fake_cloudflare
 from tests.support.farm import ensure_farm
 from tests.support.processes import kill_group, start_manage, wait_for
-from tests.support.sites import remove_test_site
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -47,14 +45,6 @@ def tenant_ops(db) -> tuple[Tenant, User]:
     tenant = Tenant.objects.create(name="E2E", slug=f"e2e-{uuid.uuid4().hex[:6]}", site_quota=20)
     operator = User.objects.create_user("e2e@farm.test", "pw-e2e-123456", is_staff=True)
     return tenant, operator
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[int]]:
-    site_ids: list[int] = []
-    yield site_ids
-    for site_id in site_ids:
-        remove_test_site(site_id)
 
 
 def provision(

@@ -4,6 +4,10 @@ when that part is gone already)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
 from monitoring import prometheus
 from nodes import mariadb
 from sites import files
@@ -15,3 +19,12 @@ def remove_test_site(site_id: int) -> None:
     mariadb.drop_site_database(name=f"wp_{site_id}", user=f"wp_{site_id}")
     files.remove_site_files(site_id)
     prometheus.remove_site_target(site_id)
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[int]]:
+    """A list the test adds its sites' ids to; each is removed afterwards."""
+    site_ids: list[int] = []
+    yield site_ids
+    for site_id in site_ids:
+        remove_test_site(site_id)
